@@ -1,0 +1,51 @@
+/**
+ * @module
+ * Gust's wire protocol: NATS subjects, message types, the msgpack codec,
+ * header names and serializable errors. No I/O.
+ */
+export { PROTOCOL_VERSION, SUBJECT_PREFIX, Subjects, Buckets, Streams, isSubjectToken } from "./subjects.js";
+export { BusHeaders, LambdaHeaders, RuntimeHeaders, MSGPACK_CONTENT_TYPE } from "./headers.js";
+export {
+  Runtimes,
+  FunctionLimits,
+  isRuntime,
+  isCustomRuntime,
+  functionKey,
+  functionArn,
+  lambdaTimestamp,
+} from "./functions.js";
+export { StartKinds, Outcomes } from "./messages.js";
+export { encode, decode, decodeAs } from "./codec.js";
+export {
+  GustError,
+  DecodeError,
+  CapacityError,
+  BusTimeoutError,
+  NoRespondersError,
+  ConflictError,
+  ConfigError,
+  LambdaApiError,
+  LambdaErrors,
+  serializeError,
+  rebuildError,
+} from "./errors.js";
+
+export type { Runtime, FunctionRecord } from "./functions.js";
+export type {
+  StartKind,
+  Outcome,
+  InvokeTarget,
+  InvokeRequest,
+  WorkerRequest,
+  InvokeResult,
+  InvokeRejected,
+  InvokeReply,
+  WarmFunction,
+  WorkerHeartbeat,
+  WorkerGone,
+  WorkerAnnouncement,
+  EventInvocation,
+  Message,
+  MessageType,
+} from "./messages.js";
+export type { SerializedError, GustErrorOptions } from "./errors.js";

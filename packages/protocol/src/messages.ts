@@ -1,0 +1,135 @@
+/**
+ * Messages on the bus: discriminated unions on `type`, requests apart from
+ * replies. Bodies are msgpack (see codec.ts); binary payloads are Uint8Array.
+ */
+import type { SerializedError } from "./errors.js";
+import type { FunctionRecord } from "./functions.js";
+
+/** How a sandbox was found for an invocation. */
+export const StartKinds = {
+  /** An idle sandbox that already ran this function revision. */
+  warm: "warm",
+  /** A started, function-less sandbox from the pool, given this function's code. */
+  preinitialized: "preinitialized",
+  /** A new process spawned for this invocation. */
+  cold: "cold",
+} as const;
+export type StartKind = (typeof StartKinds)[keyof typeof StartKinds];
+
+/** What happened to one invocation; the runtime-upgrade rollout counts these. */
+export const Outcomes = {
+  success: "success",
+  /** The handler threw or reported an error. */
+  functionError: "function-error",
+  timeout: "timeout",
+  /** The sandbox process died during the invocation (incl. memory limit). */
+  crash: "crash",
+  /** The handler could not be loaded (init error). */
+  initError: "init-error",
+} as const;
+export type Outcome = (typeof Outcomes)[keyof typeof Outcomes];
+
+// ---- frontend → worker -------------------------------------------------------
+
+/** The subset of a function a worker needs to run it. */
+export type InvokeTarget = Pick<
+  FunctionRecord,
+  | "tenantId"
+  | "name"
+  | "functionArn"
+  | "runtime"
+  | "handler"
+  | "timeoutSec"
+  | "memoryMb"
+  | "environment"
+  | "codeSha256"
+  | "revisionId"
+>;
+
+export interface InvokeRequest {
+  type: "invoke";
+  requestId: string;
+  target: InvokeTarget;
+  payload: Uint8Array;
+  /** Base64 client context, passed to the sandbox as Lambda-Runtime-Client-Context. */
+  clientContext?: string;
+  /** Return the last 4 KB of the invocation's log. */
+  tailLog: boolean;
+  /** X-Ray style trace header, handed to the sandbox as Lambda-Runtime-Trace-Id. */
+  traceId?: string;
+}
+
+export type WorkerRequest = InvokeRequest;
+
+// ---- worker → frontend -------------------------------------------------------
+
+export interface InvokeResult {
+  type: "invoke.result";
+  requestId: string;
+  outcome: Outcome;
+  /** The handler's response, or Lambda's error JSON when outcome is not success. */
+  payload: Uint8Array;
+  executedVersion: string;
+  startKind: StartKind;
+  durationMs: number;
+  /** Last 4 KB of the log, as text (the frontend base64-encodes it), when asked. */
+  logTail?: string;
+}
+
+/** The worker did not run the invocation; `error.retryable` says if another may. */
+export interface InvokeRejected {
+  type: "invoke.rejected";
+  requestId: string;
+  error: SerializedError;
+}
+
+export type InvokeReply = InvokeResult | InvokeRejected;
+
+// ---- worker announcements ----------------------------------------------------
+
+export interface WarmFunction {
+  /** functionKey(tenantId, name) */
+  functionKey: string;
+  revisionId: string;
+  /** Sandboxes of this function idle right now. */
+  idle: number;
+  /** Sandboxes of this function in all. */
+  total: number;
+}
+
+export interface WorkerHeartbeat {
+  type: "worker.heartbeat";
+  workerId: string;
+  seq: number;
+  /** Sender's clock, ms since epoch; receivers use their own clock for expiry. */
+  sentAt: number;
+  /** Receivers drop a worker silent for a few of these. */
+  intervalMs: number;
+  capacity: { sandboxes: number; memoryMb: number };
+  used: { sandboxes: number; memoryMb: number };
+  warm: WarmFunction[];
+  draining: boolean;
+}
+
+export interface WorkerGone {
+  type: "worker.gone";
+  workerId: string;
+}
+
+export type WorkerAnnouncement = WorkerHeartbeat | WorkerGone;
+
+// ---- the async (Event) queue -------------------------------------------------
+
+export interface EventInvocation {
+  type: "event";
+  requestId: string;
+  tenantId: string;
+  functionName: string;
+  payload: Uint8Array;
+  /** ms since epoch */
+  enqueuedAt: number;
+  traceId?: string;
+}
+
+export type Message = WorkerRequest | InvokeReply | WorkerAnnouncement | EventInvocation;
+export type MessageType = Message["type"];

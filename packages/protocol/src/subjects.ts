@@ -1,0 +1,49 @@
+/**
+ * NATS subject grammar, version 1. Every subject Gust uses is built here and
+ * nowhere else.
+ *
+ *   gust.v1.invoke.<workerId>      request/reply  InvokeRequest → InvokeReply
+ *                                  (frontend → one chosen worker)
+ *   gust.v1.worker.heartbeat       publish        WorkerHeartbeat
+ *                                  (every worker, every heartbeat interval)
+ *   gust.v1.worker.gone            publish        WorkerGone (a worker that drains)
+ *   gust.v1.events.<tenantId>      JetStream      EventInvocation (the async queue's
+ *                                  stream subjects; one stream covers gust.v1.events.>)
+ *
+ * Tokens are restricted to [A-Za-z0-9_-] so that no caller-supplied name can
+ * add a token or a wildcard.
+ */
+export const PROTOCOL_VERSION = "v1";
+export const SUBJECT_PREFIX = `gust.${PROTOCOL_VERSION}`;
+
+const TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
+
+export function isSubjectToken(token: string): boolean {
+  return TOKEN.test(token);
+}
+
+function token(value: string, what: string): string {
+  if (!TOKEN.test(value)) {
+    throw new TypeError(`${what} ${JSON.stringify(value)} is not a valid subject token`);
+  }
+  return value;
+}
+
+export const Subjects = {
+  invoke: (workerId: string): string => `${SUBJECT_PREFIX}.invoke.${token(workerId, "workerId")}`,
+  workerHeartbeat: `${SUBJECT_PREFIX}.worker.heartbeat`,
+  workerGone: `${SUBJECT_PREFIX}.worker.gone`,
+  events: (tenantId: string): string => `${SUBJECT_PREFIX}.events.${token(tenantId, "tenantId")}`,
+  allEvents: `${SUBJECT_PREFIX}.events.>`,
+} as const;
+
+/** JetStream KV buckets, object stores and streams. */
+export const Buckets = {
+  functions: "gust_functions",
+  tenants: "gust_tenants",
+  code: "gust_code",
+} as const;
+
+export const Streams = {
+  events: "GUST_EVENTS",
+} as const;
