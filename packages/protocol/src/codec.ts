@@ -111,3 +111,21 @@ export function decodeAs<T extends MessageType>(
   }
   return message as Extract<Message, { type: T }>;
 }
+
+/** Stored records (KV values) use the same msgpack codec; shape checks are the reader's. */
+export function encodeRecord(value: object): Uint8Array {
+  return msgpackEncode(value, { ignoreUndefined: true });
+}
+
+export function decodeRecord(bytes: Uint8Array): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = msgpackDecode(bytes);
+  } catch (cause) {
+    throw new DecodeError("record is not valid msgpack", { cause });
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new DecodeError("record is not a msgpack map");
+  }
+  return value as Record<string, unknown>;
+}

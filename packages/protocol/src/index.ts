@@ -15,7 +15,7 @@ export {
   lambdaTimestamp,
 } from "./functions.js";
 export { StartKinds, Outcomes } from "./messages.js";
-export { encode, decode, decodeAs } from "./codec.js";
+export { encode, decode, decodeAs, encodeRecord, decodeRecord } from "./codec.js";
 export {
   GustError,
   DecodeError,

@@ -1,0 +1,41 @@
+/**
+ * The Lambda client `gust deploy` and `gust invoke` use: the real AWS SDK,
+ * pointed at a Gust endpoint, with credentials from the environment or, for
+ * a local `gust dev`, from the dev credentials file.
+ */
+import { LambdaClient } from "@aws-sdk/client-lambda";
+import { readFile } from "node:fs/promises";
+import { devCredentialsPath } from "./dev-credentials.js";
+
+export const DEFAULT_ENDPOINT = "http://127.0.0.1:9000";
+
+export interface ClientOptions {
+  endpoint?: string;
+  region?: string;
+}
+
+async function credentials(): Promise<{ accessKeyId: string; secretAccessKey: string }> {
+  const accessKeyId = process.env["AWS_ACCESS_KEY_ID"];
+  const secretAccessKey = process.env["AWS_SECRET_ACCESS_KEY"];
+  if (accessKeyId && secretAccessKey) return { accessKeyId, secretAccessKey };
+  try {
+    const stored = JSON.parse(await readFile(devCredentialsPath(), "utf8")) as {
+      accessKeyId: string;
+      secretAccessKey: string;
+    };
+    return { accessKeyId: stored.accessKeyId, secretAccessKey: stored.secretAccessKey };
+  } catch {
+    throw new Error(
+      "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (gust dev prints them)",
+    );
+  }
+}
+
+export async function lambdaClient(options: ClientOptions): Promise<LambdaClient> {
+  return new LambdaClient({
+    endpoint: options.endpoint ?? process.env["GUST_ENDPOINT"] ?? DEFAULT_ENDPOINT,
+    region: options.region ?? process.env["AWS_REGION"] ?? "us-east-1",
+    credentials: await credentials(),
+    maxAttempts: 1,
+  });
+}

@@ -1,0 +1,62 @@
+/**
+ * `gust dev`: frontend, worker and coordinator in one process on the
+ * in-memory infrastructure. No server to install; state lives as long as the
+ * process. Binds loopback by default: the dev credentials are for this
+ * machine only.
+ */
+import { createMemoryInfrastructure } from "@gust/bus";
+import type { FrontendOptions } from "@gust/frontend";
+import type { TenantRecord } from "@gust/registry";
+import type { WorkerOptions } from "@gust/worker";
+import {
+  closeAll,
+  startCoordinatorService,
+  startFrontendService,
+  startWorkerService,
+  type Service,
+} from "./services.js";
+
+export interface DevOptions {
+  /** @default "127.0.0.1" */
+  host?: string;
+  /** @default 9000; 0 picks a free port */
+  port?: number;
+  /** Tenants to create, e.g. the dev tenant. */
+  tenants?: TenantRecord[];
+  /** A tenants config file instead of `tenants`. */
+  tenantsFile?: string;
+  worker?: WorkerOptions;
+  frontend?: FrontendOptions;
+}
+
+export const DEFAULT_DEV_PORT = 9000;
+
+export interface DevServer {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startDev(options: DevOptions = {}): Promise<DevServer> {
+  const infra = createMemoryInfrastructure();
+  const services: Service[] = [];
+  try {
+    services.push(
+      await startCoordinatorService(infra, {
+        ...(options.tenantsFile === undefined ? {} : { tenantsFile: options.tenantsFile }),
+        ...(options.tenants === undefined ? {} : { tenants: options.tenants }),
+      }),
+    );
+    services.push(await startWorkerService(infra, options.worker));
+    const frontend = await startFrontendService(infra, {
+      host: options.host ?? "127.0.0.1",
+      port: options.port ?? DEFAULT_DEV_PORT,
+      ...(options.frontend === undefined ? {} : { frontend: options.frontend }),
+    });
+    services.push(frontend);
+    return { url: frontend.url, port: frontend.port, close: () => closeAll(services, infra) };
+  } catch (error) {
+    await closeAll(services, infra);
+    throw error;
+  }
+}

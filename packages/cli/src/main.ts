@@ -1,0 +1,226 @@
+#!/usr/bin/env node
+/**
+ * The `gust` command. Services log JSON lines on stderr; what the user asked
+ * for (credentials, responses) goes to stdout.
+ */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { connectNatsInfrastructure } from "@gust/bus";
+import { ConfigError } from "@gust/protocol";
+import { deploy } from "./deploy.js";
+import { DEFAULT_DEV_PORT, startDev } from "./dev.js";
+import { devCredentials, devCredentialsPath, devTenant } from "./dev-credentials.js";
+import { invoke } from "./invoke.js";
+import {
+  closeAll,
+  startCoordinatorService,
+  startFrontendService,
+  startWorkerService,
+  type Service,
+} from "./services.js";
+
+const USAGE = `Usage: gust <command> [options]
+
+  dev          run frontend, worker and coordinator in one process (no server needed)
+                 --host 127.0.0.1  --port ${DEFAULT_DEV_PORT}  --tenants FILE
+                 --max-sandboxes N  --pool N (pre-initialized sandboxes)
+  frontend     serve the Lambda API in a fleet     --nats URL --host 0.0.0.0 --port 9000
+  worker       run sandboxes in a fleet            --nats URL --id ID --max-sandboxes N --pool N
+  coordinator  load tenants into a fleet           --nats URL --tenants FILE
+  deploy DIR   zip DIR and create or update a function
+                 --name NAME --runtime nodejs20.x --handler index.handler --timeout S
+                 --memory MB --env KEY=VALUE (repeatable) --endpoint URL
+  invoke NAME [PAYLOAD]  invoke a function and print its response
+                 --event (asynchronous)  --log (print the log tail)  --endpoint URL
+
+NATS URL defaults to $NATS_URL, else nats://127.0.0.1:4222.
+Credentials for deploy/invoke: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, else the dev
+credentials in ${devCredentialsPath()}. Endpoint: --endpoint, $GUST_ENDPOINT, else http://127.0.0.1:${DEFAULT_DEV_PORT}.
+`;
+
+const OPTIONS = {
+  host: { type: "string" },
+  port: { type: "string" },
+  tenants: { type: "string" },
+  nats: { type: "string" },
+  id: { type: "string" },
+  "max-sandboxes": { type: "string" },
+  pool: { type: "string" },
+  name: { type: "string" },
+  runtime: { type: "string" },
+  handler: { type: "string" },
+  timeout: { type: "string" },
+  memory: { type: "string" },
+  env: { type: "string", multiple: true },
+  endpoint: { type: "string" },
+  event: { type: "boolean" },
+  log: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} satisfies ParseArgsConfig["options"];
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>["values"];
+
+function integer(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 0) {
+    throw new ConfigError(`--${flag} must be a non-negative integer, got ${value}`);
+  }
+  return parsed;
+}
+
+function natsUrl(values: Values): string {
+  return values.nats ?? process.env["NATS_URL"] ?? "nats://127.0.0.1:4222";
+}
+
+function environment(pairs: string[] | undefined): Record<string, string> | undefined {
+  if (!pairs) return undefined;
+  const env: Record<string, string> = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf("=");
+    if (at <= 0) throw new ConfigError(`--env takes KEY=VALUE, got ${pair}`);
+    env[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return env;
+}
+
+/** Runs until SIGINT/SIGTERM, then closes the services in order. */
+function serveUntilSignal(close: () => Promise<void>): void {
+  let closing = false;
+  const stop = (signal: string) => {
+    if (closing) process.exit(1);
+    closing = true;
+    process.stderr.write(`gust: ${signal}, shutting down\n`);
+    close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        process.stderr.write(`gust: error while shutting down: ${String(error)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+}
+
+async function runFleetService(values: Values, start: (infra: Awaited<ReturnType<typeof connectNatsInfrastructure>>) => Promise<Service>): Promise<void> {
+  const infra = await connectNatsInfrastructure({ servers: natsUrl(values), name: "gust" });
+  let service: Service;
+  try {
+    service = await start(infra);
+  } catch (error) {
+    await infra.close();
+    throw error;
+  }
+  serveUntilSignal(() => closeAll([service], infra));
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  const { values, positionals } = parseArgs({ args: rest, options: OPTIONS, allowPositionals: true });
+  if (command === undefined || command === "help" || values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  switch (command) {
+    case "dev": {
+      const credential = await devCredentials();
+      const maxSandboxes = integer(values["max-sandboxes"], "max-sandboxes");
+      const pool = integer(values.pool, "pool");
+      const server = await startDev({
+        worker: {
+          ...(maxSandboxes === undefined ? {} : { maxSandboxes }),
+          ...(pool === undefined ? {} : { preinitializedPoolSize: pool }),
+        },
+        host: values.host ?? "127.0.0.1",
+        port: integer(values.port, "port") ?? DEFAULT_DEV_PORT,
+        ...(values.tenants === undefined
+          ? { tenants: [devTenant(credential)] }
+          : { tenantsFile: values.tenants }),
+      });
+      process.stdout.write(
+        [
+          `Gust dev endpoint: ${server.url}`,
+          "",
+          "Export these to use it with the AWS CLI or SDK:",
+          `export AWS_ACCESS_KEY_ID=${credential.accessKeyId}`,
+          `export AWS_SECRET_ACCESS_KEY=${credential.secretAccessKey}`,
+          "export AWS_REGION=us-east-1",
+          `export AWS_ENDPOINT_URL_LAMBDA=${server.url}`,
+          "",
+        ].join("\n"),
+      );
+      serveUntilSignal(() => server.close());
+      return;
+    }
+    case "frontend":
+      return runFleetService(values, (infra) =>
+        startFrontendService(infra, {
+          host: values.host ?? "0.0.0.0",
+          port: integer(values.port, "port") ?? DEFAULT_DEV_PORT,
+        }),
+      );
+    case "worker": {
+      const maxSandboxes = integer(values["max-sandboxes"], "max-sandboxes");
+      const pool = integer(values.pool, "pool");
+      return runFleetService(values, (infra) =>
+        startWorkerService(infra, {
+          ...(values.id === undefined ? {} : { workerId: values.id }),
+          ...(maxSandboxes === undefined ? {} : { maxSandboxes }),
+          ...(pool === undefined ? {} : { preinitializedPoolSize: pool }),
+        }),
+      );
+    }
+    case "coordinator": {
+      if (values.tenants === undefined) throw new ConfigError("gust coordinator needs --tenants FILE");
+      const tenantsFile = values.tenants;
+      return runFleetService(values, (infra) => startCoordinatorService(infra, { tenantsFile }));
+    }
+    case "deploy": {
+      const [dir] = positionals;
+      if (dir === undefined || values.name === undefined) {
+        throw new ConfigError("usage: gust deploy <dir> --name <function-name>");
+      }
+      const timeoutSec = integer(values.timeout, "timeout");
+      const memoryMb = integer(values.memory, "memory");
+      const env = environment(values.env);
+      const result = await deploy({
+        dir,
+        name: values.name,
+        ...(values.endpoint === undefined ? {} : { endpoint: values.endpoint }),
+        ...(values.runtime === undefined ? {} : { runtime: values.runtime }),
+        ...(values.handler === undefined ? {} : { handler: values.handler }),
+        ...(timeoutSec === undefined ? {} : { timeoutSec }),
+        ...(memoryMb === undefined ? {} : { memoryMb }),
+        ...(env === undefined ? {} : { environment: env }),
+      });
+      process.stdout.write(
+        `${result.FunctionName} deployed: ${result.FunctionArn} (${result.CodeSize} bytes, ${result.CodeSha256})\n`,
+      );
+      return;
+    }
+    case "invoke": {
+      const [name, payload] = positionals;
+      if (name === undefined) throw new ConfigError("usage: gust invoke <function-name> [payload]");
+      const outcome = await invoke({
+        name,
+        ...(payload === undefined ? {} : { payload }),
+        ...(values.endpoint === undefined ? {} : { endpoint: values.endpoint }),
+        invocationType: values.event ? "Event" : "RequestResponse",
+        tailLog: values.log ?? false,
+      });
+      if (outcome.log !== undefined) process.stderr.write(outcome.log);
+      if (values.event) process.stdout.write(`queued (status ${outcome.statusCode})\n`);
+      else process.stdout.write(`${outcome.payload}\n`);
+      if (outcome.functionError !== undefined) process.exitCode = 1;
+      return;
+    }
+    default:
+      throw new ConfigError(`unknown command ${command}\n\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`gust: ${message}\n`);
+  process.exit(1);
+});

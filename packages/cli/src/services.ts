@@ -1,0 +1,100 @@
+/**
+ * How Gust's services are put together on an Infrastructure. `gust dev` runs
+ * all three on the in-memory one; `gust frontend|worker|coordinator` each run
+ * one on NATS. Same code either way: only the infrastructure differs.
+ */
+import type { Infrastructure } from "@gust/bus";
+import { startCoordinator, type Coordinator, type CoordinatorOptions } from "@gust/coordinator";
+import { createFrontend, serveFrontend, type FrontendOptions } from "@gust/frontend";
+import { Buckets } from "@gust/protocol";
+import { FunctionRegistry, TenantDirectory } from "@gust/registry";
+import { createLogger } from "@gust/telemetry";
+import { startWorker, type Worker, type WorkerOptions } from "@gust/worker";
+
+export interface Service {
+  close(): Promise<void>;
+}
+
+export interface FrontendService extends Service {
+  url: string;
+  port: number;
+}
+
+export interface FrontendServiceOptions {
+  host: string;
+  port: number;
+  frontend?: FrontendOptions;
+}
+
+async function openRegistry(infra: Infrastructure, region?: string): Promise<FunctionRegistry> {
+  return FunctionRegistry.open({
+    functions: await infra.kv(Buckets.functions),
+    code: await infra.blobs(Buckets.code),
+    ...(region === undefined ? {} : { region }),
+  });
+}
+
+export async function startFrontendService(
+  infra: Infrastructure,
+  options: FrontendServiceOptions,
+): Promise<FrontendService> {
+  const logger = createLogger("frontend");
+  const registry = await openRegistry(infra, options.frontend?.region);
+  const tenants = await TenantDirectory.open(await infra.kv(Buckets.tenants), logger);
+  const frontend = createFrontend(
+    { bus: infra.bus, eventQueue: await infra.eventQueue(), registry, tenants, logger },
+    options.frontend,
+  );
+  await frontend.start();
+  const server = await serveFrontend(frontend, { host: options.host, port: options.port });
+  logger.info("frontend listening", { url: server.url });
+  return {
+    url: server.url,
+    port: server.port,
+    close: async () => {
+      await server.close();
+      await frontend.close();
+      tenants.close();
+      registry.close();
+    },
+  };
+}
+
+export interface WorkerService extends Service {
+  worker: Worker;
+}
+
+export async function startWorkerService(
+  infra: Infrastructure,
+  options: WorkerOptions = {},
+): Promise<WorkerService> {
+  const logger = createLogger("worker");
+  const registry = await openRegistry(infra, options.region);
+  const worker = await startWorker(options, { bus: infra.bus, code: registry, logger });
+  logger.info("worker started", { workerId: worker.id });
+  return {
+    worker,
+    close: async () => {
+      await worker.close();
+      registry.close();
+    },
+  };
+}
+
+export interface CoordinatorService extends Service {
+  coordinator: Coordinator;
+}
+
+export async function startCoordinatorService(
+  infra: Infrastructure,
+  options: CoordinatorOptions,
+): Promise<CoordinatorService> {
+  const coordinator = await startCoordinator(infra, options);
+  return { coordinator, close: () => coordinator.close() };
+}
+
+/** Closes services in reverse order of start, then the infrastructure. */
+export async function closeAll(services: Service[], infra?: Infrastructure): Promise<void> {
+  for (const service of [...services].reverse()) await service.close();
+  await infra?.close();
+}

@@ -1,0 +1,309 @@
+/**
+ * The function registry: every tenant's functions in one KV bucket
+ * (`fn.<tenantId>.<name>` → FunctionRecord) and their zips in a blob store
+ * keyed by SHA-256, so identical code is stored once.
+ *
+ * Reads on the invocation path come from an in-process cache kept fresh by a
+ * KV watch; a miss reads the store, so a function created through another
+ * frontend a moment ago is found at once. Writes are compare-and-set, so two
+ * frontends updating one function cannot lose either update silently.
+ */
+import { randomUUID } from "node:crypto";
+import type { BlobStore, KvBucket, KvWatch } from "@gust/bus";
+import {
+  ConflictError,
+  decodeRecord,
+  encodeRecord,
+  functionArn,
+  functionKey,
+  isRuntime,
+  lambdaTimestamp,
+  LambdaErrors,
+  type FunctionRecord,
+} from "@gust/protocol";
+import { createLogger, type Logger } from "@gust/telemetry";
+import {
+  resolveFunctionConfig,
+  validateFunctionName,
+  type FunctionConfigInput,
+} from "./function-config.js";
+import type { Tenant } from "./tenants.js";
+
+export interface CodeInfo {
+  /** Base64 SHA-256 of the zip. */
+  codeSha256: string;
+  codeSize: number;
+}
+
+export interface FunctionRegistryOptions {
+  functions: KvBucket;
+  code: BlobStore;
+  /** @default "us-east-1" */
+  region?: string;
+  logger?: Logger;
+}
+
+export interface ListOptions {
+  /** The last name of the previous page. */
+  marker?: string;
+  maxItems: number;
+}
+
+export interface FunctionPage {
+  functions: FunctionRecord[];
+  nextMarker?: string;
+}
+
+export const DEFAULT_REGION = "us-east-1";
+const KEY_PREFIX = "fn.";
+/** CAS retries for a read-modify-write that keeps losing to other writers. */
+const MAX_UPDATE_ATTEMPTS = 5;
+
+function storeKey(tenantId: string, name: string): string {
+  return `${KEY_PREFIX}${tenantId}.${name}`;
+}
+
+/** Blob names are hex: base64 has '/' and '+', which not every store accepts. */
+export function codeBlobName(codeSha256: string): string {
+  return Buffer.from(codeSha256, "base64").toString("hex");
+}
+
+function parseRecord(bytes: Uint8Array): FunctionRecord {
+  const value = decodeRecord(bytes);
+  for (const field of ["tenantId", "name", "handler", "codeSha256", "revisionId"] as const) {
+    if (typeof value[field] !== "string") throw new TypeError(`function record lacks ${field}`);
+  }
+  if (!isRuntime(value["runtime"])) throw new TypeError("function record has an unknown runtime");
+  return value as unknown as FunctionRecord;
+}
+
+export class FunctionRegistry {
+  private readonly cache = new Map<string, FunctionRecord>();
+  private readonly listeners = new Set<(key: string, record: FunctionRecord | undefined) => void>();
+  private watcher: KvWatch | undefined;
+  private readonly functions: KvBucket;
+  private readonly code: BlobStore;
+  readonly region: string;
+  private readonly logger: Logger;
+
+  private constructor(options: FunctionRegistryOptions) {
+    this.functions = options.functions;
+    this.code = options.code;
+    this.region = options.region ?? DEFAULT_REGION;
+    this.logger = options.logger ?? createLogger("registry");
+  }
+
+  static async open(options: FunctionRegistryOptions): Promise<FunctionRegistry> {
+    const registry = new FunctionRegistry(options);
+    registry.watcher = await registry.functions.watch(`${KEY_PREFIX}>`, (change) => {
+      if (change.op === "delete") {
+        registry.forget(change.key);
+        return;
+      }
+      try {
+        registry.remember(change.key, parseRecord(change.value));
+      } catch (error) {
+        registry.logger.error("ignoring a function record that does not parse", {
+          key: change.key,
+          error,
+        });
+      }
+    });
+    return registry;
+  }
+
+  private remember(key: string, record: FunctionRecord): void {
+    const cached = this.cache.get(key);
+    // The watch can deliver an older revision after this process wrote a newer one.
+    if (cached && cached.lastModified > record.lastModified) return;
+    this.cache.set(key, record);
+    for (const listener of this.listeners) listener(functionKey(record.tenantId, record.name), record);
+  }
+
+  private forget(key: string): void {
+    const cached = this.cache.get(key);
+    this.cache.delete(key);
+    if (cached) {
+      for (const listener of this.listeners) listener(functionKey(cached.tenantId, cached.name), undefined);
+    }
+  }
+
+  /** Called with functionKey(tenant, name) and the new record, or undefined once deleted. */
+  onChange(listener: (key: string, record: FunctionRecord | undefined) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async get(tenantId: string, name: string): Promise<FunctionRecord | undefined> {
+    const key = storeKey(tenantId, name);
+    const cached = this.cache.get(key);
+    if (cached) return cached;
+    if (!FUNCTION_NAME.test(name)) return undefined;
+    const entry = await this.functions.get(key);
+    if (!entry) return undefined;
+    const record = parseRecord(entry.value);
+    this.cache.set(key, record);
+    return record;
+  }
+
+  async list(tenantId: string, options: ListOptions): Promise<FunctionPage> {
+    const prefix = `${KEY_PREFIX}${tenantId}.`;
+    const names = (await this.functions.keys(`${prefix}*`))
+      .map((key) => key.slice(prefix.length))
+      .filter((name) => options.marker === undefined || name > options.marker)
+      .sort();
+    const page = names.slice(0, options.maxItems);
+    const functions: FunctionRecord[] = [];
+    for (const name of page) {
+      const record = await this.get(tenantId, name);
+      if (record) functions.push(record);
+    }
+    const last = page.at(-1);
+    return names.length > page.length && last !== undefined
+      ? { functions, nextMarker: last }
+      : { functions };
+  }
+
+  async create(
+    tenant: Tenant,
+    name: string,
+    input: FunctionConfigInput,
+    zip: Uint8Array,
+    code: CodeInfo,
+  ): Promise<FunctionRecord> {
+    validateFunctionName(name);
+    const config = resolveFunctionConfig(input);
+    await this.storeCode(zip, code);
+    const record: FunctionRecord = {
+      tenantId: tenant.id,
+      accountId: tenant.accountId,
+      name,
+      functionArn: functionArn(this.region, tenant.accountId, name),
+      runtime: config.runtime,
+      handler: config.handler,
+      description: config.description,
+      role: config.role,
+      timeoutSec: config.timeoutSec,
+      memoryMb: config.memoryMb,
+      environment: config.environment,
+      codeSha256: code.codeSha256,
+      codeSize: code.codeSize,
+      revisionId: randomUUID(),
+      lastModified: lambdaTimestamp(new Date()),
+    };
+    const key = storeKey(tenant.id, name);
+    try {
+      await this.functions.create(key, encodeRecord(record));
+    } catch (error) {
+      if (error instanceof ConflictError) {
+        throw LambdaErrors.conflict(`Function already exist: ${name}`);
+      }
+      throw error;
+    }
+    this.remember(key, record);
+    return record;
+  }
+
+  updateCode(tenantId: string, name: string, zip: Uint8Array, code: CodeInfo): Promise<FunctionRecord> {
+    return this.modify(tenantId, name, async (current) => {
+      await this.storeCode(zip, code);
+      return { ...current, codeSha256: code.codeSha256, codeSize: code.codeSize };
+    });
+  }
+
+  updateConfiguration(
+    tenantId: string,
+    name: string,
+    patch: Partial<FunctionConfigInput>,
+  ): Promise<FunctionRecord> {
+    return this.modify(tenantId, name, (current) => {
+      const config = resolveFunctionConfig({
+        runtime: patch.runtime ?? current.runtime,
+        handler: patch.handler ?? current.handler,
+        description: patch.description ?? current.description,
+        role: patch.role ?? current.role,
+        timeoutSec: patch.timeoutSec ?? current.timeoutSec,
+        memoryMb: patch.memoryMb ?? current.memoryMb,
+        environment: patch.environment ?? current.environment,
+      });
+      return Promise.resolve({ ...current, ...config });
+    });
+  }
+
+  async delete(tenantId: string, name: string): Promise<void> {
+    const key = storeKey(tenantId, name);
+    const entry = FUNCTION_NAME.test(name) ? await this.functions.get(key) : undefined;
+    if (!entry) throw notFound(name);
+    await this.functions.delete(key);
+    this.forget(key);
+    // Code blobs are content-addressed and may be shared by other functions;
+    // they are kept (see the registry's README for the reasoning).
+  }
+
+  async fetchCode(codeSha256: string): Promise<Uint8Array | undefined> {
+    return this.code.get(codeBlobName(codeSha256));
+  }
+
+  async usage(tenantId: string): Promise<{ functionCount: number; totalCodeSize: number }> {
+    let functionCount = 0;
+    let totalCodeSize = 0;
+    let marker: string | undefined;
+    for (;;) {
+      const page = await this.list(tenantId, { maxItems: 1000, ...(marker ? { marker } : {}) });
+      functionCount += page.functions.length;
+      for (const record of page.functions) totalCodeSize += record.codeSize;
+      if (page.nextMarker === undefined) return { functionCount, totalCodeSize };
+      marker = page.nextMarker;
+    }
+  }
+
+  close(): void {
+    this.watcher?.stop();
+    this.watcher = undefined;
+    this.listeners.clear();
+  }
+
+  private async storeCode(zip: Uint8Array, code: CodeInfo): Promise<void> {
+    const blob = codeBlobName(code.codeSha256);
+    if (!(await this.code.has(blob))) await this.code.put(blob, zip);
+  }
+
+  /** Read-modify-write with compare-and-set, retried when another writer wins. */
+  private async modify(
+    tenantId: string,
+    name: string,
+    change: (current: FunctionRecord) => Promise<FunctionRecord>,
+  ): Promise<FunctionRecord> {
+    const key = storeKey(tenantId, name);
+    for (let attempt = 1; ; attempt++) {
+      const entry = FUNCTION_NAME.test(name) ? await this.functions.get(key) : undefined;
+      if (!entry) throw notFound(name);
+      const changed = await change(parseRecord(entry.value));
+      const record: FunctionRecord = {
+        ...changed,
+        revisionId: randomUUID(),
+        lastModified: lambdaTimestamp(new Date()),
+      };
+      try {
+        await this.functions.update(key, encodeRecord(record), entry.revision);
+        this.remember(key, record);
+        return record;
+      } catch (error) {
+        if (!(error instanceof ConflictError) || attempt >= MAX_UPDATE_ATTEMPTS) {
+          if (error instanceof ConflictError) {
+            throw LambdaErrors.conflict(
+              `The operation cannot be performed at this time. An update is in progress for resource: ${name}`,
+            );
+          }
+          throw error;
+        }
+      }
+    }
+  }
+}
+
+const FUNCTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+function notFound(name: string) {
+  return LambdaErrors.notFound(`Function not found: ${name}`);
+}

@@ -1,0 +1,24 @@
+/**
+ * @module
+ * The function registry and tenant directory, on the store seams of
+ * @gust/bus (in memory for `gust dev`, JetStream KV and object store in a fleet).
+ */
+export { FunctionRegistry, codeBlobName, DEFAULT_REGION } from "./functions.js";
+export { TenantDirectory } from "./tenants.js";
+export { resolveFunctionConfig, validateFunctionName } from "./function-config.js";
+export {
+  loadTenantsConfig,
+  parseTenantsConfig,
+  parseTenantRecord,
+  accountIdFor,
+  DEFAULT_MAX_CONCURRENCY,
+} from "./tenant-config.js";
+
+export type {
+  CodeInfo,
+  FunctionRegistryOptions,
+  ListOptions,
+  FunctionPage,
+} from "./functions.js";
+export type { Tenant, Credential, TenantRecord, KeyLookup } from "./tenants.js";
+export type { FunctionConfigInput, FunctionConfig } from "./function-config.js";
