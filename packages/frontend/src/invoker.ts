@@ -1,0 +1,202 @@
+/**
+ * One invocation, from admission to the worker's reply: the path shared by
+ * synchronous Invoke and the Event dispatcher.
+ *
+ * A worker that says it is full (CapacityError) or that no longer listens
+ * (NoRespondersError) did not run the function, so the next candidate is
+ * tried, a bounded number of times. Anything after the request reached a
+ * worker (a reply that does not decode, no reply in time) is not retried: the
+ * function may have run, and running it twice is the caller's choice.
+ */
+import type { Bus, BusMessage } from "@gust/bus";
+import {
+  BusHeaders,
+  decodeAs,
+  encode,
+  GustError,
+  LambdaApiError,
+  LambdaErrors,
+  MSGPACK_CONTENT_TYPE,
+  rebuildError,
+  Subjects,
+  type FunctionRecord,
+  type InvokeRequest,
+  type InvokeResult,
+  type SerializedError,
+} from "@gust/protocol";
+import type { Tenant } from "@gust/registry";
+import type { Logger } from "@gust/telemetry";
+import type { Admission } from "./admission.js";
+import { throttled, ThrottleReasons } from "./api-errors.js";
+import type { WorkerDirectory } from "./worker-directory.js";
+
+export interface Invocation {
+  requestId: string;
+  tenant: Tenant;
+  fn: FunctionRecord;
+  payload: Uint8Array;
+  tailLog: boolean;
+  clientContext?: string;
+  traceId?: string;
+}
+
+/** No worker is known, or none of those tried still listens. */
+export class NoWorkerError extends LambdaApiError {
+  override name = "NoWorkerError";
+  constructor() {
+    super(
+      "ServiceException",
+      500,
+      "No worker is available to run the function. Retry the request.",
+    );
+  }
+}
+
+/** Whether an error means "not now" (throttle or no capacity) rather than "this failed". */
+export function isCapacityShortage(error: unknown): boolean {
+  return (
+    error instanceof NoWorkerError || (error instanceof LambdaApiError && error.statusCode === 429)
+  );
+}
+
+export interface InvokerOptions {
+  maxWorkerTries: number;
+  invokeTimeoutMarginMs: number;
+}
+
+function hasCode(error: unknown, code: string): boolean {
+  return error instanceof GustError && error.code === code;
+}
+
+/** A peer's serialized error, checked field by field: it came off the wire. */
+function rebuildPeerError(value: SerializedError): GustError {
+  const safe: SerializedError = {
+    name: typeof value.name === "string" ? value.name : "Error",
+    message: typeof value.message === "string" ? value.message : "unknown error",
+    code: typeof value.code === "string" ? value.code : "internal",
+    retryable: value.retryable === true,
+  };
+  if (typeof value.errorType === "string") safe.errorType = value.errorType;
+  if (typeof value.statusCode === "number" && Number.isInteger(value.statusCode)) {
+    safe.statusCode = value.statusCode;
+  }
+  if (typeof value.fields === "object" && value.fields !== null) {
+    safe.fields = Object.fromEntries(
+      Object.entries(value.fields).filter(([, v]) => typeof v === "string"),
+    );
+  }
+  return rebuildError(safe);
+}
+
+export class Invoker {
+  constructor(
+    private readonly bus: Bus,
+    private readonly admission: Admission,
+    private readonly directory: WorkerDirectory,
+    private readonly logger: Logger,
+    private readonly options: InvokerOptions,
+  ) {}
+
+  /** Throws LambdaApiError: 429 when throttled, ServiceException when no worker could run it. */
+  async invoke(invocation: Invocation): Promise<InvokeResult> {
+    const admitted = this.admission.tryAcquire(invocation.tenant, invocation.fn);
+    if (admitted.kind === "rejection") throw throttled(admitted.reason);
+    try {
+      return await this.dispatch(invocation);
+    } finally {
+      this.admission.release(admitted);
+    }
+  }
+
+  private async dispatch(invocation: Invocation): Promise<InvokeResult> {
+    const { fn, requestId } = invocation;
+    if (this.directory.liveCount() === 0) throw new NoWorkerError();
+    const request: InvokeRequest = {
+      type: "invoke",
+      requestId,
+      target: {
+        tenantId: fn.tenantId,
+        name: fn.name,
+        functionArn: fn.functionArn,
+        runtime: fn.runtime,
+        handler: fn.handler,
+        timeoutSec: fn.timeoutSec,
+        memoryMb: fn.memoryMb,
+        environment: fn.environment,
+        codeSha256: fn.codeSha256,
+        revisionId: fn.revisionId,
+      },
+      payload: invocation.payload,
+      tailLog: invocation.tailLog,
+      ...(invocation.clientContext === undefined
+        ? {}
+        : { clientContext: invocation.clientContext }),
+      ...(invocation.traceId === undefined ? {} : { traceId: invocation.traceId }),
+    };
+    const data = encode(request);
+    const timeoutMs = fn.timeoutSec * 1000 + this.options.invokeTimeoutMarginMs;
+    const headers = {
+      [BusHeaders.requestId]: requestId,
+      [BusHeaders.contentType]: MSGPACK_CONTENT_TYPE,
+    };
+
+    let workerSaidFull = false;
+    for (const workerId of this.directory.candidates(fn, this.options.maxWorkerTries)) {
+      const claim = this.directory.claim(workerId, fn);
+      let reply: BusMessage;
+      try {
+        reply = await this.bus.request(Subjects.invoke(workerId), data, { timeoutMs, headers });
+      } catch (error) {
+        if (hasCode(error, "no-responders")) {
+          this.directory.forget(workerId, "nobody answers on its subject");
+          continue;
+        }
+        if (hasCode(error, "timeout")) {
+          throw LambdaErrors.service(
+            `The worker running the function did not answer within ${timeoutMs} ms.`,
+          );
+        }
+        throw error;
+      } finally {
+        this.directory.release(claim);
+      }
+
+      let message;
+      try {
+        message = decodeAs(reply.data, "invoke.result", "invoke.rejected");
+      } catch (error) {
+        this.logger.error("a worker's reply does not decode", { workerId, requestId, error });
+        throw LambdaErrors.service("The worker's reply could not be read.");
+      }
+      if (message.requestId !== requestId) {
+        this.logger.error("a worker replied for another request", {
+          workerId,
+          requestId,
+          replyFor: message.requestId,
+        });
+        throw LambdaErrors.service("The worker's reply could not be read.");
+      }
+      if (message.type === "invoke.result") return message;
+
+      const error = rebuildPeerError(message.error);
+      if (error.retryable) {
+        if (error.code === "capacity") workerSaidFull = true;
+        this.logger.debug("worker declined an invocation; trying another", {
+          workerId,
+          requestId,
+          error,
+        });
+        continue;
+      }
+      if (error instanceof LambdaApiError) throw error;
+      this.logger.warn("worker could not run an invocation", { workerId, requestId, error });
+      throw LambdaErrors.service(`The function could not be run: ${error.message}`);
+    }
+    // Every worker tried was full. Lambda's answer when it cannot start an
+    // execution environment now is a throttle: 429 TooManyRequestsException,
+    // which SDKs retry with backoff and the Event queue retries without
+    // spending an attempt. A 500 would read as a fault of the request.
+    if (workerSaidFull) throw throttled(ThrottleReasons.concurrentInvocationLimitExceeded);
+    throw new NoWorkerError();
+  }
+}
