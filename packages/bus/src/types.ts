@@ -42,7 +42,12 @@ export interface Bus {
   subscribe(subject: string, handler: MessageHandler, options?: SubscribeOptions): Subscription;
   /** Resolves when everything published so far has reached the server. */
   flush(): Promise<void>;
-  /** Observe connection state ("connected" | "disconnected" | "reconnected"). */
+  /**
+   * Observe connection state ("connected" | "disconnected" | "reconnected").
+   * The listener first hears the current state ("connected" or
+   * "disconnected"), asynchronously, then every change. Returns a function
+   * that removes the listener.
+   */
   onStatus(listener: (status: BusStatus) => void): () => void;
   close(): Promise<void>;
 }
@@ -99,7 +104,13 @@ export interface BlobStore {
 
 // ---- work queue (Event invocations) ---------------------------------------------
 
+/**
+ * A handler that neither acks nor retries a job leaves it to be delivered
+ * again after ackWaitMs; one that throws has it retried after a short backoff.
+ */
 export interface QueueJob {
+  /** The subject the job was enqueued on, e.g. gust.v1.events.<tenantId>. */
+  readonly subject: string;
   readonly data: Uint8Array;
   readonly headers: Headers;
   /** 1 on the first delivery. */
