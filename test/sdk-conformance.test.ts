@@ -238,7 +238,7 @@ describe.each(MODES)("AWS SDK against gust %s", (mode) => {
     const result = await lambda.send(
       new InvokeCommand({ FunctionName: "bash", Payload: json({ text: "Hello" }) }),
     );
-    expect(result.FunctionError).toBeUndefined();
+    expect(result.FunctionError, new TextDecoder().decode(result.Payload)).toBeUndefined();
     expect(new TextDecoder().decode(result.Payload)).toBe(`Echoing request: '{"text":"Hello"}'`);
   });
 

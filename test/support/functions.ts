@@ -37,7 +37,8 @@ export function versionZip(version: string): Promise<Uint8Array> {
  * that speaks the Runtime API with curl and a handler script it sources.
  */
 export function bashRuntimeZip(): Promise<Uint8Array> {
-  const bootstrap = `#!/bin/sh
+  // Amazon Linux's /bin/sh is bash; Debian's is dash, which lacks pipefail.
+  const bootstrap = `#!/bin/bash
 set -euo pipefail
 source $LAMBDA_TASK_ROOT/"$(echo $_HANDLER | cut -d. -f1).sh"
 while true

@@ -53,6 +53,7 @@ export function createFrontend(
   const admission = deps.admission ?? createTenantConcurrencyAdmission();
   const workers = new WorkerDirectory(deps.bus, logger, {
     missedHeartbeatLimit: options.missedHeartbeatLimit,
+    frontendId: options.frontendId,
     now,
   });
   const invoker = new Invoker(deps.bus, admission, workers, logger, {

@@ -3,9 +3,12 @@
  * (retry delays, event age, clock skew, code-location lifetime); the rest are
  * Gust's own and documented here.
  */
-import { ConfigError } from "@gust/protocol";
+import { randomBytes } from "node:crypto";
+import { ConfigError, isSubjectToken } from "@gust/protocol";
 
 export interface FrontendOptions {
+  /** This frontend's name on the bus (a subject token). @default a random id */
+  frontendId?: string;
   /** Region in ARNs a client may pass as a function name. @default "us-east-1" */
   region?: string;
   /**
@@ -116,7 +119,14 @@ export function resolveFrontendOptions(options: FrontendOptions = {}): ResolvedF
     DEFAULT_EVENT_THROTTLE_BACKOFF_MS,
     1,
   );
+  const frontendId = options.frontendId ?? `fe-${randomBytes(4).toString("hex")}`;
+  if (!isSubjectToken(frontendId)) {
+    throw new ConfigError(
+      `frontend option frontendId must be letters, digits, '-' or '_', got ${JSON.stringify(frontendId)}`,
+    );
+  }
   return {
+    frontendId,
     region,
     publicUrl,
     maxClockSkewMs: integer("maxClockSkewMs", options.maxClockSkewMs, DEFAULT_MAX_CLOCK_SKEW_MS, 0),

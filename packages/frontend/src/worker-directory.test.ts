@@ -46,6 +46,7 @@ beforeEach(() => {
   clock = 1_000_000;
   directory = new WorkerDirectory(infra.bus, createLogger("t", { level: "silent" }), {
     missedHeartbeatLimit: 3,
+    frontendId: "fe-test",
     now: () => clock,
   });
 });
@@ -65,6 +66,7 @@ describe("WorkerDirectory", () => {
 
     const other = new WorkerDirectory(infra.bus, createLogger("t", { level: "silent" }), {
       missedHeartbeatLimit: 3,
+      frontendId: "fe-test",
       now: () => clock,
     });
     for (const id of [...ids].reverse()) other.onHeartbeat(heartbeat(id));

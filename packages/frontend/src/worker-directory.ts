@@ -20,6 +20,7 @@
 import type { Bus, Subscription } from "@gust/bus";
 import {
   decodeAs,
+  encode,
   functionKey,
   isSubjectToken,
   Subjects,
@@ -30,6 +31,8 @@ import type { Logger } from "@gust/telemetry";
 
 export interface WorkerDirectoryOptions {
   missedHeartbeatLimit: number;
+  /** Sent with the discovery request at start. */
+  frontendId: string;
   now?: () => number;
 }
 
@@ -122,6 +125,15 @@ export class WorkerDirectory {
       this.bus.subscribe(Subjects.workerHeartbeat, (message) => this.onHeartbeat(message.data)),
       this.bus.subscribe(Subjects.workerGone, (message) => this.onGone(message.data)),
     ];
+    // Learn of every live worker now, not a heartbeat interval from now.
+    try {
+      this.bus.publish(
+        Subjects.workerDiscover,
+        encode({ type: "worker.discover", frontendId: this.options.frontendId }),
+      );
+    } catch (error) {
+      this.logger.warn("could not ask workers for heartbeats", { error });
+    }
   }
 
   stop(): void {

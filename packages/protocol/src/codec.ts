@@ -37,6 +37,7 @@ const SHAPES: { readonly [T in MessageType]: Shape } = {
     draining: "boolean",
   },
   "worker.gone": { workerId: "string" },
+  "worker.discover": { frontendId: "string" },
   event: {
     requestId: "string",
     tenantId: "string",

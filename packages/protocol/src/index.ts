@@ -44,6 +44,7 @@ export type {
   WorkerHeartbeat,
   WorkerGone,
   WorkerAnnouncement,
+  WorkerDiscover,
   EventInvocation,
   Message,
   MessageType,

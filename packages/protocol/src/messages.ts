@@ -118,6 +118,12 @@ export interface WorkerGone {
 
 export type WorkerAnnouncement = WorkerHeartbeat | WorkerGone;
 
+/** Asks every worker to publish a heartbeat now. */
+export interface WorkerDiscover {
+  type: "worker.discover";
+  frontendId: string;
+}
+
 // ---- the async (Event) queue -------------------------------------------------
 
 export interface EventInvocation {
@@ -131,5 +137,10 @@ export interface EventInvocation {
   traceId?: string;
 }
 
-export type Message = WorkerRequest | InvokeReply | WorkerAnnouncement | EventInvocation;
+export type Message =
+  | WorkerRequest
+  | InvokeReply
+  | WorkerAnnouncement
+  | WorkerDiscover
+  | EventInvocation;
 export type MessageType = Message["type"];

@@ -7,6 +7,9 @@
  *   gust.v1.worker.heartbeat       publish        WorkerHeartbeat
  *                                  (every worker, every heartbeat interval)
  *   gust.v1.worker.gone            publish        WorkerGone (a worker that drains)
+ *   gust.v1.worker.discover        publish        WorkerDiscover (a frontend that starts
+ *                                  asks every worker for a heartbeat now, rather than
+ *                                  waiting up to one heartbeat interval to learn of them)
  *   gust.v1.events.<tenantId>      JetStream      EventInvocation (the async queue's
  *                                  stream subjects; one stream covers gust.v1.events.>)
  *
@@ -33,6 +36,7 @@ export const Subjects = {
   invoke: (workerId: string): string => `${SUBJECT_PREFIX}.invoke.${token(workerId, "workerId")}`,
   workerHeartbeat: `${SUBJECT_PREFIX}.worker.heartbeat`,
   workerGone: `${SUBJECT_PREFIX}.worker.gone`,
+  workerDiscover: `${SUBJECT_PREFIX}.worker.discover`,
   events: (tenantId: string): string => `${SUBJECT_PREFIX}.events.${token(tenantId, "tenantId")}`,
   allEvents: `${SUBJECT_PREFIX}.events.>`,
 } as const;

@@ -1,0 +1,131 @@
+/**
+ * Worker options: every field optional with a documented default, resolved
+ * once into a fully-required shape with durations in milliseconds.
+ */
+import { randomBytes } from "node:crypto";
+import os from "node:os";
+import { ConfigError, isSubjectToken } from "@gust/protocol";
+
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
+/** Lambda keeps an idle execution environment for minutes; five is a common observation. */
+export const DEFAULT_KEEP_ALIVE_MS = 5 * 60 * 1000;
+export const DEFAULT_PREINITIALIZED_POOL_SIZE = 2;
+export const DEFAULT_MAX_SANDBOXES = 32;
+/** Share of the machine's memory the worker hands out to sandboxes by default. */
+export const DEFAULT_MEMORY_SHARE = 0.75;
+/** Sandbox n runs as uid/gid DEFAULT_SANDBOX_UID_BASE + n when the worker runs as root. */
+export const DEFAULT_SANDBOX_UID_BASE = 61000;
+export const DEFAULT_REGION = "us-east-1";
+/** Lambda's limit for the init phase of an on-demand function. */
+export const DEFAULT_INIT_TIMEOUT_MS = 10_000;
+
+export interface WorkerOptions {
+  /** Subject token naming this worker on the bus. @default a random 10-character id */
+  workerId?: string;
+  /** Directory for code, runtimes and sandboxes. @default a fresh mkdtemp under os.tmpdir() */
+  baseDir?: string;
+  /** @default DEFAULT_HEARTBEAT_INTERVAL_MS (1000) */
+  heartbeatIntervalMs?: number;
+  /** Idle sandboxes are stopped after this long. @default DEFAULT_KEEP_ALIVE_MS (5 min) */
+  keepAliveMs?: number;
+  /** Started, function-less Node.js sandboxes kept ready. @default DEFAULT_PREINITIALIZED_POOL_SIZE (2) */
+  preinitializedPoolSize?: number;
+  /** Live sandboxes at most, pre-initialized ones included. @default DEFAULT_MAX_SANDBOXES (32) */
+  maxSandboxes?: number;
+  /** Sum of MemorySize over live sandboxes at most, in MB. @default 75% of os.totalmem() */
+  memoryMb?: number;
+  /**
+   * Start of the uid/gid range sandboxes run under when the worker runs as
+   * root. Each worker leases a block of 1024 uids from it, host-wide (lock
+   * files under /run/gust/uid-leases), so workers sharing a host never share
+   * a uid, and kills leftover processes of its block at start.
+   * @default DEFAULT_SANDBOX_UID_BASE (61000)
+   */
+  sandboxUidBase?: number;
+  /** AWS_REGION inside sandboxes. @default DEFAULT_REGION ("us-east-1") */
+  region?: string;
+  /** Longest a runtime may take to start and load its handler. @default DEFAULT_INIT_TIMEOUT_MS (10 s) */
+  initTimeoutMs?: number;
+}
+
+export interface ResolvedWorkerOptions {
+  workerId: string;
+  /** Undefined when the worker creates (and later removes) its own directory. */
+  baseDir: string | undefined;
+  heartbeatIntervalMs: number;
+  keepAliveMs: number;
+  preinitializedPoolSize: number;
+  maxSandboxes: number;
+  memoryMb: number;
+  sandboxUidBase: number;
+  region: string;
+  initTimeoutMs: number;
+}
+
+const ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
+
+/** A short random id that is also a valid subject token. */
+export function randomWorkerId(): string {
+  const bytes = randomBytes(10);
+  let id = "";
+  for (const byte of bytes) id += ID_ALPHABET[byte % ID_ALPHABET.length];
+  return id;
+}
+
+function integer(name: string, value: number | undefined, fallback: number, min: number): number {
+  const resolved = value ?? fallback;
+  if (!Number.isInteger(resolved) || resolved < min) {
+    throw new ConfigError(
+      `WorkerOptions.${name} must be an integer ≥ ${min}, got ${String(value)}`,
+    );
+  }
+  return resolved;
+}
+
+export function resolveWorkerOptions(options: WorkerOptions = {}): ResolvedWorkerOptions {
+  const workerId = options.workerId ?? randomWorkerId();
+  if (!isSubjectToken(workerId)) {
+    throw new ConfigError(
+      `WorkerOptions.workerId must be 1–128 characters of [A-Za-z0-9_-], got ${JSON.stringify(workerId)}`,
+    );
+  }
+  if (
+    options.baseDir !== undefined &&
+    (typeof options.baseDir !== "string" || options.baseDir === "")
+  ) {
+    throw new ConfigError("WorkerOptions.baseDir must be a non-empty path");
+  }
+  const region = options.region ?? DEFAULT_REGION;
+  if (!/^[a-z0-9-]{1,32}$/.test(region)) {
+    throw new ConfigError(`WorkerOptions.region is not a region name: ${JSON.stringify(region)}`);
+  }
+  const defaultMemoryMb = Math.floor((os.totalmem() / (1024 * 1024)) * DEFAULT_MEMORY_SHARE);
+  return {
+    workerId,
+    baseDir: options.baseDir,
+    heartbeatIntervalMs: integer(
+      "heartbeatIntervalMs",
+      options.heartbeatIntervalMs,
+      DEFAULT_HEARTBEAT_INTERVAL_MS,
+      1,
+    ),
+    keepAliveMs: integer("keepAliveMs", options.keepAliveMs, DEFAULT_KEEP_ALIVE_MS, 1),
+    preinitializedPoolSize: integer(
+      "preinitializedPoolSize",
+      options.preinitializedPoolSize,
+      DEFAULT_PREINITIALIZED_POOL_SIZE,
+      0,
+    ),
+    maxSandboxes: integer("maxSandboxes", options.maxSandboxes, DEFAULT_MAX_SANDBOXES, 1),
+    memoryMb: integer("memoryMb", options.memoryMb, defaultMemoryMb, 128),
+    // Uids below 1000 belong to system accounts.
+    sandboxUidBase: integer(
+      "sandboxUidBase",
+      options.sandboxUidBase,
+      DEFAULT_SANDBOX_UID_BASE,
+      1000,
+    ),
+    region,
+    initTimeoutMs: integer("initTimeoutMs", options.initTimeoutMs, DEFAULT_INIT_TIMEOUT_MS, 1),
+  };
+}

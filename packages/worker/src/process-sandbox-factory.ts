@@ -1,0 +1,167 @@
+/**
+ * Starts ProcessSandboxes: lays out the worker's directories, installs the
+ * Node.js runtime once, and gives each sandbox its directory, uid slot and
+ * limits.
+ *
+ *   <baseDir>/            0711 (sandbox uids may pass through, not list)
+ *     runtime/nodejs20.x  the runtime, world-readable
+ *     sandboxes/<id>/     task/ (root:<gid> 0750), tmp/ (<uid> 0700)
+ */
+import { randomBytes } from "node:crypto";
+import { chmod, mkdir, rm } from "node:fs/promises";
+import path from "node:path";
+import { CapacityError, Runtimes } from "@gust/protocol";
+import type { InvokeTarget } from "@gust/protocol";
+import type { Logger } from "@gust/telemetry";
+import { ProcessSandbox } from "./process-sandbox.js";
+import type { ProcessSandboxSpec } from "./process-sandbox.js";
+import type { Sandbox, SandboxFactory } from "./sandbox.js";
+import { nodeHeapLimitMb } from "./sandbox-environment.js";
+import { SlotAllocator, killProcessesOfUids } from "./sandbox-isolation.js";
+import { leaseUidBlock, UID_BLOCK_SIZE, type UidLease } from "./uid-lease.js";
+import { installNodeRuntime } from "./runtime-files.js";
+import type { InstalledRuntime, NodeRuntimeFiles } from "./runtime-files.js";
+
+export interface ProcessSandboxFactoryOptions {
+  baseDir: string;
+  region: string;
+  initTimeoutMs: number;
+  /**
+   * Run each sandbox under a uid/gid of its own (requires root), from a block
+   * of uids leased host-wide from sandboxUidBase on.
+   */
+  isolate: boolean;
+  sandboxUidBase: number;
+  /** Where uid leases live. @default defaultLeaseDir() */
+  uidLeaseDir?: string;
+  nodeRuntime: NodeRuntimeFiles;
+  /**
+   * The largest MemorySize one sandbox may get. A pre-initialized sandbox
+   * cannot know its function's MemorySize when Node starts (the heap cap is
+   * fixed then), so it gets this cap and the RSS watchdog enforces the
+   * function's MemorySize once assigned.
+   */
+  maxSandboxMemoryMb: number;
+  logger: Logger;
+}
+
+export class ProcessSandboxFactory implements SandboxFactory {
+  readonly #options: ProcessSandboxFactoryOptions;
+  readonly #runtime: InstalledRuntime;
+  readonly #uids: UidLease | undefined;
+  readonly #sandboxesDir: string;
+  readonly #slots = new SlotAllocator();
+  readonly #live = new Set<ProcessSandbox>();
+  /** Sandboxes run in their own process groups, so they would outlive a worker that exits without closing. */
+  readonly #killAllOnExit = () => {
+    for (const sandbox of this.#live) sandbox.killNow();
+  };
+  #sequence = 0;
+
+  private constructor(
+    options: ProcessSandboxFactoryOptions,
+    runtime: InstalledRuntime,
+    uids: UidLease | undefined,
+  ) {
+    this.#options = options;
+    this.#runtime = runtime;
+    this.#uids = uids;
+    this.#sandboxesDir = path.join(options.baseDir, "sandboxes");
+    process.on("exit", this.#killAllOnExit);
+  }
+
+  static async create(options: ProcessSandboxFactoryOptions): Promise<ProcessSandboxFactory> {
+    await mkdir(options.baseDir, { recursive: true });
+    // Sandbox uids must reach their own directories under it.
+    let uids: UidLease | undefined;
+    if (options.isolate) {
+      await chmod(options.baseDir, 0o711);
+      uids = await leaseUidBlock({
+        rangeStart: options.sandboxUidBase,
+        ...(options.uidLeaseDir === undefined ? {} : { dir: options.uidLeaseDir }),
+      });
+      // Processes left by a worker that died holding this block must not meet new tenants.
+      await killProcessesOfUids(uids.base, uids.base + UID_BLOCK_SIZE);
+    }
+    await mkdir(path.join(options.baseDir, "sandboxes"), { recursive: true, mode: 0o711 });
+    const runtime = await installNodeRuntime(
+      options.nodeRuntime,
+      path.join(options.baseDir, "runtime", Runtimes.nodejs20),
+    );
+    return new ProcessSandboxFactory(options, runtime, uids);
+  }
+
+  get runtimeVersion(): string {
+    return this.#runtime.version;
+  }
+
+  startPreinitialized(): Promise<Sandbox> {
+    const memoryMb = this.#options.maxSandboxMemoryMb;
+    return this.#start({
+      runtime: Runtimes.nodejs20,
+      heapLimitMb: nodeHeapLimitMb(memoryMb),
+      memoryLimitMb: memoryMb,
+    });
+  }
+
+  startFor(target: InvokeTarget, zip: Uint8Array): Promise<Sandbox> {
+    return this.#start({
+      runtime: target.runtime,
+      heapLimitMb: nodeHeapLimitMb(target.memoryMb),
+      memoryLimitMb: target.memoryMb,
+      function: { target, zip },
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.#live].map((sandbox) => sandbox.dispose()));
+    process.off("exit", this.#killAllOnExit);
+    await rm(this.#runtime.dir, { recursive: true, force: true });
+    await this.#uids?.release();
+  }
+
+  async #start(
+    spec: Pick<ProcessSandboxSpec, "runtime" | "heapLimitMb" | "memoryLimitMb" | "function">,
+  ): Promise<Sandbox> {
+    const options = this.#options;
+    const id = `sb${++this.#sequence}-${randomBytes(4).toString("hex")}`;
+    const uidBase = this.#uids?.base;
+    const slot = uidBase === undefined ? undefined : this.#slots.allocate();
+    let released = false;
+    const release = () => {
+      if (slot === undefined || released) return;
+      released = true;
+      this.#slots.release(slot);
+    };
+    let started: ProcessSandbox | undefined;
+    try {
+      if (slot !== undefined && slot >= UID_BLOCK_SIZE) {
+        throw new CapacityError(`all ${UID_BLOCK_SIZE} sandbox uids of this worker are in use`);
+      }
+      started = await ProcessSandbox.start({
+        ...spec,
+        id,
+        directory: path.join(this.#sandboxesDir, id),
+        runtimeDir: this.#runtime.dir,
+        bootstrapFile: this.#runtime.bootstrapFile,
+        identity:
+          slot === undefined || uidBase === undefined
+            ? undefined
+            : { uid: uidBase + slot, gid: uidBase + slot },
+        region: options.region,
+        initTimeoutMs: options.initTimeoutMs,
+        logger: options.logger,
+        onDisposed: () => {
+          if (started) this.#live.delete(started);
+          release();
+        },
+      });
+      this.#live.add(started);
+      return started;
+    } catch (error) {
+      // ProcessSandbox.start disposes (and so releases) on failure unless it failed before that.
+      release();
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,432 @@
+/**
+ * A sandbox that is one child process (and whatever it forks, in its own
+ * process group), with its own Runtime API server, task root and temp dir.
+ *
+ * Life of a sandbox: started for a function (cold) or function-less (a
+ * pre-initialized Node.js runtime waiting on the assignment extension); then
+ * invocations one at a time until it crashes, times out, exceeds its memory,
+ * fails to initialize, or is disposed. It never serves a second function.
+ */
+import { randomBytes } from "node:crypto";
+import { rm } from "node:fs/promises";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { GustError, Runtimes } from "@gust/protocol";
+import type { InvokeTarget, Runtime } from "@gust/protocol";
+import type { Logger } from "@gust/telemetry";
+import { endLine, lambdaErrorPayload, logStreamName, reportLine, startLine } from "./lambda-log.js";
+import { fromInitFailure, fromInterruption, fromRuntime } from "./invocation-verdict.js";
+import type { InitFailure, Interruption, Verdict } from "./invocation-verdict.js";
+import { LogBuffer } from "./log-buffer.js";
+import { RuntimeApiServer } from "./runtime-api-server.js";
+import type { Sandbox, SandboxExit, SandboxInvocation, SandboxResult } from "./sandbox.js";
+import {
+  functionEnvironment,
+  nodeArguments,
+  platformEnvironment,
+  sandboxEnvironment,
+} from "./sandbox-environment.js";
+import type { SandboxPaths } from "./sandbox-environment.js";
+import {
+  connectionOwnerUid,
+  installFunctionCode,
+  killProcessesOfUids,
+  prepareSandboxDirectories,
+} from "./sandbox-isolation.js";
+import type { SandboxIdentity } from "./sandbox-isolation.js";
+import { SandboxProcess } from "./sandbox-process.js";
+import { Signal, delay } from "./signal.js";
+
+/** How long a dying runtime gets to have its last output read. */
+const OUTPUT_DRAIN_MS = 500;
+/** How long a healthy runtime gets to ask for its next invocation before its log is closed. */
+const NEXT_POLL_GRACE_MS = 100;
+const EXIT_WAIT_MS = 5000;
+
+export interface ProcessSandboxSpec {
+  id: string;
+  /** The sandbox's own directory; task/ and tmp/ are made inside. */
+  directory: string;
+  runtime: Runtime;
+  /** The installed Node.js runtime (LAMBDA_RUNTIME_DIR) and its bootstrap file. */
+  runtimeDir: string;
+  bootstrapFile: string;
+  /** Set when the worker runs as root. */
+  identity: SandboxIdentity | undefined;
+  region: string;
+  initTimeoutMs: number;
+  /** V8 heap cap of a Node.js sandbox. */
+  heapLimitMb: number;
+  /** What the watchdog enforces until a function (with its MemorySize) is assigned. */
+  memoryLimitMb: number;
+  /** A cold start: the function and its code. Absent for a pre-initialized sandbox. */
+  function?: { target: InvokeTarget; zip: Uint8Array };
+  logger: Logger;
+  /** Called once everything the sandbox held is gone. */
+  onDisposed?: () => void;
+}
+
+export class ProcessSandbox implements Sandbox {
+  readonly id: string;
+  readonly #spec: ProcessSandboxSpec;
+  readonly #paths: SandboxPaths;
+  readonly #logger: Logger;
+  readonly #log: LogBuffer;
+  readonly #logStream: string;
+  readonly #exitSignal = new Signal<SandboxExit>();
+  readonly #assignmentPolled = new Signal<void>();
+  readonly #exitListeners: Array<(exit: SandboxExit) => void> = [];
+  #api: RuntimeApiServer | undefined;
+  #process: SandboxProcess | undefined;
+  #awaitingResult = false;
+  #target: InvokeTarget | undefined;
+  #initStartedAt = performance.now();
+  #initDurationMs: number | undefined;
+  #initReported = false;
+  readonly #ready = new Signal<void>();
+  readonly #initError = new Signal<Uint8Array>();
+  #nextPoll = new Signal<void>();
+  #interruption: Signal<Interruption> | undefined;
+  #currentRequestId: string | undefined;
+  #disposing: Promise<void> | undefined;
+
+  private constructor(spec: ProcessSandboxSpec) {
+    this.id = spec.id;
+    this.#spec = spec;
+    this.#logger = spec.logger.child({ sandboxId: spec.id });
+    this.#paths = {
+      taskRoot: path.join(spec.directory, "task"),
+      tmpDir: path.join(spec.directory, "tmp"),
+      runtimeDir: spec.runtimeDir,
+    };
+    this.#logStream = logStreamName(new Date(), randomBytes(16).toString("hex"));
+    this.#log = new LogBuffer((line, stream) =>
+      this.#logger.debug(line, {
+        stream,
+        requestId: this.#currentRequestId,
+        function: this.#target?.name,
+      }),
+    );
+    this.#target = spec.function?.target;
+  }
+
+  /** Prepare directories and code, start the Runtime API, spawn the runtime. */
+  static async start(spec: ProcessSandboxSpec): Promise<ProcessSandbox> {
+    const sandbox = new ProcessSandbox(spec);
+    try {
+      await sandbox.#start();
+    } catch (error) {
+      await sandbox.dispose();
+      throw error;
+    }
+    return sandbox;
+  }
+
+  get exited(): boolean {
+    return this.#exitSignal.settled;
+  }
+
+  ready(): Promise<void> {
+    const ready = this.#target ? this.#ready.promise : this.#assignmentPolled.promise;
+    return Promise.race([
+      ready,
+      this.#exitSignal.promise.then((exit) => {
+        throw new GustError(
+          `sandbox exited while starting (${exit.code ?? exit.signal ?? "?"})`,
+          "sandbox-exited",
+        );
+      }),
+    ]);
+  }
+
+  onExit(listener: (exit: SandboxExit) => void): void {
+    this.#exitListeners.push(listener);
+  }
+
+  async assign(target: InvokeTarget, zip: Uint8Array): Promise<void> {
+    if (this.#target)
+      throw new GustError(`sandbox ${this.id} already serves a function`, "sandbox-assigned");
+    this.#target = target;
+    await installFunctionCode(this.#paths.taskRoot, zip, this.#spec.identity);
+    if (this.#process?.watchdog) this.#process.watchdog.limitMb = target.memoryMb;
+    if (!this.#api) throw new GustError(`sandbox ${this.id} is not running`, "sandbox-exited");
+    this.#initStartedAt = performance.now();
+    this.#api.assign({
+      handler: target.handler,
+      env: functionEnvironment(target, this.#logStream),
+    });
+  }
+
+  async invoke(invocation: SandboxInvocation): Promise<SandboxResult> {
+    const target = this.#target;
+    const api = this.#api;
+    if (!target || !api)
+      throw new GustError(`sandbox ${this.id} has no function`, "sandbox-unassigned");
+    this.#currentRequestId = invocation.requestId;
+    try {
+      return await this.#invoke(api, target, invocation);
+    } finally {
+      this.#currentRequestId = undefined;
+    }
+  }
+
+  /** SIGKILL the sandbox's process group now, synchronously (for a worker that is exiting). */
+  killNow(): void {
+    this.#process?.kill();
+  }
+
+  dispose(): Promise<void> {
+    this.#disposing ??= this.#dispose();
+    return this.#disposing;
+  }
+
+  // ---- starting -------------------------------------------------------------
+
+  async #start(): Promise<void> {
+    const spec = this.#spec;
+    const identity = spec.identity;
+    await prepareSandboxDirectories(spec.directory, this.#paths, identity);
+    if (spec.function) await installFunctionCode(this.#paths.taskRoot, spec.function.zip, identity);
+    const workerUid = process.getuid?.();
+    const api = await RuntimeApiServer.start({
+      logger: this.#logger,
+      listener: {
+        onNext: () => this.#onNext(),
+        onAssignmentRequest: () => this.#assignmentPolled.resolve(),
+        onInitError: (body) => this.#initError.resolve(body),
+      },
+      ...(identity
+        ? {
+            authorizeConnection: async (socket) => {
+              const uid = await connectionOwnerUid(socket);
+              return uid === identity.uid || uid === workerUid;
+            },
+          }
+        : {}),
+    });
+    this.#api = api;
+    this.#spawn(api);
+  }
+
+  #spawn(api: RuntimeApiServer): void {
+    const spec = this.#spec;
+    const target = spec.function?.target;
+    const custom = spec.runtime !== Runtimes.nodejs20;
+    const command = custom ? path.join(this.#paths.taskRoot, "bootstrap") : process.execPath;
+    this.#initStartedAt = performance.now();
+    const child = new SandboxProcess({
+      command,
+      args: custom ? [] : nodeArguments(this.#paths, spec.heapLimitMb, spec.bootstrapFile),
+      cwd: this.#paths.taskRoot,
+      env: target
+        ? sandboxEnvironment(this.#paths, api.address, spec.region, target, this.#logStream)
+        : platformEnvironment(this.#paths, api.address, spec.region, spec.runtime),
+      identity: spec.identity,
+      memoryLimitMb: target?.memoryMb ?? spec.memoryLimitMb,
+      includeDescendants: custom,
+      onOutput: (stream, chunk) => this.#log.write(stream, chunk),
+      onMemoryExceeded: (rssMb) => this.#onMemoryExceeded(rssMb),
+      logger: this.#logger,
+    });
+    this.#process = child;
+    void child.exit.promise.then((exit) => {
+      if (child.spawnError && custom) {
+        const reason = child.spawnError.code ?? child.spawnError.message;
+        this.#initError.resolve(
+          lambdaErrorPayload(
+            "Runtime.InvalidEntrypoint",
+            `Couldn't find valid bootstrap(s): [${command}] (${reason})`,
+          ),
+        );
+      }
+      this.#onExit(exit);
+    });
+  }
+
+  // ---- events ------------------------------------------------------------------
+
+  #onNext(): void {
+    if (this.#target && this.#initDurationMs === undefined) {
+      this.#initDurationMs = performance.now() - this.#initStartedAt;
+    }
+    if (this.#target) this.#ready.resolve();
+    if (!this.#awaitingResult) this.#nextPoll.resolve();
+  }
+
+  #onExit(exit: SandboxExit): void {
+    if (this.#exitSignal.settled) return;
+    this.#exitSignal.resolve(exit);
+    this.#interruption?.resolve({ kind: "exit", exit });
+    for (const listener of this.#exitListeners.splice(0)) {
+      try {
+        listener(exit);
+      } catch (error) {
+        this.#logger.warn("sandbox exit listener failed", { error });
+      }
+    }
+  }
+
+  #onMemoryExceeded(rssMb: number): void {
+    this.#logger.info("sandbox exceeded its memory", {
+      rssMb: Math.round(rssMb),
+      memoryMb: this.#target?.memoryMb ?? this.#spec.memoryLimitMb,
+    });
+    this.#interruption?.resolve({ kind: "memory" });
+    this.#process?.kill();
+  }
+
+  // ---- invoking ------------------------------------------------------------------
+
+  /** Wait for the runtime to finish starting its function (at once if it already has). */
+  async #awaitInit(): Promise<InitFailure | { kind: "ready" }> {
+    if (this.#initError.settled) return { kind: "init-error", body: await this.#initError.promise };
+    if (this.#ready.settled) return { kind: "ready" };
+    if (this.#exitSignal.settled) return { kind: "exit", exit: await this.#exitSignal.promise };
+    const timer = delay(this.#spec.initTimeoutMs);
+    try {
+      return await Promise.race<InitFailure | { kind: "ready" }>([
+        this.#ready.promise.then(() => ({ kind: "ready" }) as const),
+        this.#initError.promise.then((body) => ({ kind: "init-error", body }) as const),
+        this.#exitSignal.promise.then((exit) => ({ kind: "exit", exit }) as const),
+        timer.promise.then(() => ({ kind: "timeout" }) as const),
+      ]);
+    } finally {
+      timer.cancel();
+    }
+  }
+
+  async #invoke(
+    api: RuntimeApiServer,
+    target: InvokeTarget,
+    invocation: SandboxInvocation,
+  ): Promise<SandboxResult> {
+    const { requestId } = invocation;
+    const init = await this.#awaitInit();
+    const initDurationMs = this.#initReported
+      ? undefined
+      : (this.#initDurationMs ?? performance.now() - this.#initStartedAt);
+    this.#initReported = true;
+    this.#log.platform(startLine(requestId));
+    if (init.kind !== "ready") {
+      this.#process?.kill();
+      const verdict = fromInitFailure(requestId, init, this.#spec.initTimeoutMs, new Date());
+      return this.#finish(invocation, target, verdict, {
+        durationMs: 0,
+        answered: false,
+        initDurationMs: initDurationMs ?? 0,
+      });
+    }
+
+    const watchdog = this.#process?.watchdog;
+    watchdog?.resetPeak();
+    if (watchdog) watchdog.active = true;
+    const interruption = new Signal<Interruption>();
+    this.#interruption = interruption;
+    if (this.#exitSignal.settled) {
+      interruption.resolve({ kind: "exit", exit: await this.#exitSignal.promise });
+    }
+    const timeoutMs = target.timeoutSec * 1000;
+    const timer = delay(timeoutMs);
+    void timer.promise.then(() => interruption.resolve({ kind: "timeout" }));
+    this.#nextPoll = new Signal<void>();
+    this.#awaitingResult = true;
+    const startedAt = performance.now();
+    const delivered = api.deliver({
+      requestId,
+      payload: invocation.payload,
+      deadlineMs: Date.now() + timeoutMs,
+      functionArn: target.functionArn,
+      ...(invocation.traceId === undefined ? {} : { traceId: invocation.traceId }),
+      ...(invocation.clientContext === undefined
+        ? {}
+        : { clientContext: invocation.clientContext }),
+    });
+    const settled = await Promise.race([
+      delivered.then((outcome) => ({ from: "runtime", outcome }) as const),
+      interruption.promise.then((event) => ({ from: "sandbox", event }) as const),
+    ]);
+    const durationMs = performance.now() - startedAt;
+    timer.cancel();
+    this.#awaitingResult = false;
+    this.#interruption = undefined;
+    if (watchdog) watchdog.active = false;
+
+    if (settled.from === "sandbox") {
+      api.abandon();
+      this.#process?.kill();
+    }
+    const verdict =
+      settled.from === "runtime"
+        ? fromRuntime(settled.outcome)
+        : fromInterruption(requestId, settled.event, target.timeoutSec, new Date());
+    const answered = settled.from === "runtime" && settled.outcome.kind !== "abandoned";
+    if (answered && !this.#exitSignal.settled) await watchdog?.sample().catch(() => undefined);
+    return this.#finish(invocation, target, verdict, {
+      durationMs,
+      answered,
+      ...(initDurationMs === undefined ? {} : { initDurationMs }),
+    });
+  }
+
+  /** Let the runtime's last output arrive, close the invocation's log, build the result. */
+  async #finish(
+    invocation: SandboxInvocation,
+    target: InvokeTarget,
+    verdict: Verdict,
+    run: { durationMs: number; answered: boolean; initDurationMs?: number },
+  ): Promise<SandboxResult> {
+    for (const line of verdict.logLines) this.#log.platform(line);
+    // Output written before the runtime posted its result may still sit in the pipe;
+    // a healthy runtime asks for its next invocation right after, a dying one closes it.
+    const settle = delay(run.answered ? NEXT_POLL_GRACE_MS : OUTPUT_DRAIN_MS);
+    await Promise.race([
+      run.answered || !this.#process ? this.#nextPoll.promise : this.#process.outputClosed.promise,
+      settle.promise,
+    ]);
+    settle.cancel();
+    await new Promise((resolve) => setImmediate(resolve));
+    this.#log.platform(endLine(invocation.requestId));
+    this.#log.platform(
+      reportLine({
+        requestId: invocation.requestId,
+        durationMs: run.durationMs,
+        memoryMb: target.memoryMb,
+        maxMemoryUsedMb: this.#process?.watchdog?.peakMb ?? 0,
+        ...(run.initDurationMs === undefined ? {} : { initDurationMs: run.initDurationMs }),
+        ...(verdict.status ? { status: verdict.status } : {}),
+      }),
+    );
+    const tail = this.#log.takeTail();
+    this.#logger.debug("invocation finished", {
+      requestId: invocation.requestId,
+      function: target.name,
+      outcome: verdict.outcome,
+    });
+    return {
+      outcome: verdict.outcome,
+      payload: verdict.payload,
+      durationMs: run.durationMs,
+      // A runtime that answered and then died (e.g. after an uncaught exception) is not reusable.
+      reusable: run.answered && !this.#exitSignal.settled,
+      ...(invocation.tailLog ? { logTail: tail } : {}),
+    };
+  }
+
+  // ---- disposing ------------------------------------------------------------------
+
+  async #dispose(): Promise<void> {
+    this.#api?.abandon();
+    await this.#process?.stop(EXIT_WAIT_MS);
+    await this.#api?.close().catch(() => undefined);
+    if (this.#spec.identity) {
+      // Its uid is handed to a later sandbox only once nothing of this one runs.
+      const { uid } = this.#spec.identity;
+      await killProcessesOfUids(uid, uid + 1);
+    }
+    await rm(this.#spec.directory, { recursive: true, force: true }).catch((error: unknown) =>
+      this.#logger.warn("could not remove sandbox directory", { error }),
+    );
+    if (!this.#exitSignal.settled) this.#onExit({ code: null, signal: "SIGKILL" });
+    this.#spec.onDisposed?.();
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * The operating-system side of a process sandbox: the runtime's child
+ * process in its own process group (so that killing the group takes
+ * everything it forked), its output, its exit, and the memory watchdog
+ * that kills it when it outgrows its MemorySize.
+ */
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import type { Logger } from "@gust/telemetry";
+import { MemoryWatchdog } from "./memory-watchdog.js";
+import type { SandboxExit } from "./sandbox.js";
+import type { SandboxIdentity } from "./sandbox-isolation.js";
+import { Signal, delay } from "./signal.js";
+
+export interface SandboxProcessOptions {
+  command: string;
+  args: string[];
+  cwd: string;
+  env: Record<string, string>;
+  identity: SandboxIdentity | undefined;
+  memoryLimitMb: number;
+  /** Count the RSS of child processes too (custom runtimes fork; Node.js sandboxes cannot). */
+  includeDescendants: boolean;
+  onOutput: (stream: "stdout" | "stderr", chunk: Buffer) => void;
+  onMemoryExceeded: (rssMb: number) => void;
+  logger: Logger;
+}
+
+export class SandboxProcess {
+  /** Settles when the process has exited (or could not be started). */
+  readonly exit = new Signal<SandboxExit>();
+  /** Settles when its stdout and stderr are closed: all its output has been read. */
+  readonly outputClosed = new Signal<void>();
+  /** Set when the process could not be started at all (no executable, no permission). */
+  spawnError: NodeJS.ErrnoException | undefined;
+  readonly watchdog: MemoryWatchdog | undefined;
+  readonly #child: ChildProcess;
+  #groupGone = false;
+
+  constructor(options: SandboxProcessOptions) {
+    const child = spawn(options.command, options.args, {
+      cwd: options.cwd,
+      env: options.env,
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+      ...(options.identity ? { uid: options.identity.uid, gid: options.identity.gid } : {}),
+    });
+    this.#child = child;
+    child.stdout?.on("data", (chunk: Buffer) => options.onOutput("stdout", chunk));
+    child.stderr?.on("data", (chunk: Buffer) => options.onOutput("stderr", chunk));
+    child.once("close", () => this.outputClosed.resolve());
+    child.once("exit", (code, signal) => this.#exited({ code, signal }));
+    child.once("error", (error: NodeJS.ErrnoException) => {
+      // Only a failed spawn has no pid; it is followed by no 'exit'.
+      if (child.pid !== undefined) return;
+      options.logger.info("sandbox runtime could not be started", { error });
+      this.spawnError = error;
+      this.outputClosed.resolve();
+      this.#exited({ code: 127, signal: null });
+    });
+    if (child.pid !== undefined) {
+      this.watchdog = new MemoryWatchdog({
+        pid: child.pid,
+        limitMb: options.memoryLimitMb,
+        includeDescendants: options.includeDescendants,
+        onExceeded: options.onMemoryExceeded,
+      });
+    }
+  }
+
+  /** SIGKILL the whole process group, synchronously. */
+  kill(): void {
+    const pid = this.#child.pid;
+    if (pid === undefined || this.#groupGone) return;
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      // The group is already gone.
+    }
+  }
+
+  /** Kill and wait (a bounded time) for the exit. */
+  async stop(waitMs: number): Promise<void> {
+    this.kill();
+    if (!this.exit.settled) {
+      const wait = delay(waitMs);
+      await Promise.race([this.exit.promise, wait.promise]);
+      wait.cancel();
+    }
+    this.watchdog?.stop();
+  }
+
+  #exited(exit: SandboxExit): void {
+    if (this.exit.settled) return;
+    // Whatever the runtime forked dies with it. After this the group id may be
+    // reused by an unrelated process, so it is never signalled again.
+    this.kill();
+    this.#groupGone = true;
+    this.watchdog?.stop();
+    this.exit.resolve(exit);
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * The Sandbox seam: one execution environment serving one function of one
+ * tenant for its whole life. ProcessSandbox (a child process) is the portable
+ * implementation; the seam leaves room for microVMs, and unit tests of the
+ * pool use a fake.
+ */
+import type { InvokeTarget, Outcome } from "@gust/protocol";
+
+export interface SandboxInvocation {
+  requestId: string;
+  payload: Uint8Array;
+  /** Client context JSON text (already base64-decoded). */
+  clientContext?: string;
+  traceId?: string;
+  /** Collect the invocation's log tail (costs a short wait for the runtime's output to drain). */
+  tailLog: boolean;
+}
+
+export interface SandboxResult {
+  outcome: Outcome;
+  /** The handler's response, or Lambda's error JSON. */
+  payload: Uint8Array;
+  /** Handler run time, as REPORT's Duration. */
+  durationMs: number;
+  /** Last 4 KB of the invocation's log when asked for. */
+  logTail?: string;
+  /** False once the sandbox cannot take another invocation (crash, timeout, init error). */
+  reusable: boolean;
+}
+
+export interface SandboxExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface Sandbox {
+  readonly id: string;
+  /** True once the process (or VM) is gone. */
+  readonly exited: boolean;
+  /**
+   * Resolves when the runtime has started and asks for work; rejects if it
+   * dies first. A pre-initialized sandbox is only handed out once ready.
+   */
+  ready(): Promise<void>;
+  /** Give a function-less sandbox its function: code into its task root, then the assignment. */
+  assign(target: InvokeTarget, zip: Uint8Array): Promise<void>;
+  /** Run one invocation; never rejects for anything the function does. */
+  invoke(invocation: SandboxInvocation): Promise<SandboxResult>;
+  /** Called once when the sandbox dies on its own or is disposed. */
+  onExit(listener: (exit: SandboxExit) => void): void;
+  /** Kill everything it runs and remove its files. Idempotent. */
+  dispose(): Promise<void>;
+}
+
+export interface SandboxFactory {
+  /** A started, function-less Node.js sandbox for the pre-initialized pool. */
+  startPreinitialized(): Promise<Sandbox>;
+  /** A sandbox started for one function, its code already in place (a cold start). */
+  startFor(target: InvokeTarget, zip: Uint8Array): Promise<Sandbox>;
+  /** Release what the factory holds (runtime files, directories). */
+  close(): Promise<void>;
+}
