@@ -34,7 +34,9 @@ describe("fleet of processes on nats-server", () => {
     processes.push(coordinator);
     await coordinator.waitForLog("coordinator started");
     workers = ["w1", "w2"].map((id) =>
-      spawnGust(["worker", "--nats", nats.url, "--id", id, "--max-sandboxes", "2", "--pool", "1"]),
+      spawnGust(["worker", "--nats", nats.url, "--id", id, "--max-sandboxes", "2", "--pool", "1"], {
+        GUST_LOG_LEVEL: "debug",
+      }),
     );
     processes.push(...workers);
     await Promise.all(workers.map((worker) => worker.waitForLog("worker started")));
@@ -70,6 +72,7 @@ describe("fleet of processes on nats-server", () => {
     // Two sandboxes per worker: four concurrent invocations need both workers.
     const results = await Promise.all([1, 2, 3, 4].map((n) => invoke({ n, sleepMs: 1500 })));
     expect(results.map((result) => (result["echo"] as { n: number }).n).sort()).toEqual([1, 2, 3, 4]);
+    for (const worker of workers) expect(worker.output()).toContain('"message":"invocation finished"');
   });
 
   it("keeps serving after a worker is killed", async () => {
