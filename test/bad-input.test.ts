@@ -55,7 +55,13 @@ describe.each(MODES)("bad input against gust %s", (mode) => {
   });
 
   const stillServes = async () => {
-    const result = await signedFetch(gust.url, tenant, "POST", "/2015-03-31/functions/echo/invocations", '{"ok":1}');
+    const result = await signedFetch(
+      gust.url,
+      tenant,
+      "POST",
+      "/2015-03-31/functions/echo/invocations",
+      '{"ok":1}',
+    );
     expect(result.status).toBe(200);
     expect(JSON.parse(result.body)).toMatchObject({ echo: { ok: 1 } });
   };
@@ -69,15 +75,37 @@ describe.each(MODES)("bad input against gust %s", (mode) => {
   });
 
   it("refuses zips that escape their directory or bomb", async () => {
-    const slip = renameEntry(await zipFiles([{ path: "xx/evil.js", data: "x" }, { path: "index.js", data: ECHO_HANDLER }]), "xx/evil.js", "../evil.js");
-    const slipped = await signedFetch(gust.url, tenant, "POST", "/2015-03-31/functions", createBody("slip", slip));
+    const slip = renameEntry(
+      await zipFiles([
+        { path: "xx/evil.js", data: "x" },
+        { path: "index.js", data: ECHO_HANDLER },
+      ]),
+      "xx/evil.js",
+      "../evil.js",
+    );
+    const slipped = await signedFetch(
+      gust.url,
+      tenant,
+      "POST",
+      "/2015-03-31/functions",
+      createBody("slip", slip),
+    );
     expect(slipped.status).toBe(400);
     expect(slipped.headers.get("x-amzn-errortype")).toMatch(/^InvalidParameterValueException/);
 
     // 300 MiB of zeros deflates to well under a megabyte.
-    const zeros = await zipFiles([{ path: "index.js", data: ECHO_HANDLER }, { path: "zeros.bin", data: new Uint8Array(300 * 1024 * 1024) }]);
+    const zeros = await zipFiles([
+      { path: "index.js", data: ECHO_HANDLER },
+      { path: "zeros.bin", data: new Uint8Array(300 * 1024 * 1024) },
+    ]);
     expect(zeros.length).toBeLessThan(2 * 1024 * 1024);
-    const bombed = await signedFetch(gust.url, tenant, "POST", "/2015-03-31/functions", createBody("bomb", zeros));
+    const bombed = await signedFetch(
+      gust.url,
+      tenant,
+      "POST",
+      "/2015-03-31/functions",
+      createBody("bomb", zeros),
+    );
     expect(bombed.status).toBe(400);
     expect(bombed.body).toMatch(/unzipped|uncompressed|250/i);
 
@@ -91,7 +119,9 @@ describe.each(MODES)("bad input against gust %s", (mode) => {
   it("refuses unsigned requests and unknown routes", async () => {
     const unsigned = await fetch(`${gust.url}/2015-03-31/functions/`);
     expect(unsigned.status).toBe(403);
-    expect(unsigned.headers.get("x-amzn-errortype")).toMatch(/^MissingAuthenticationTokenException/);
+    expect(unsigned.headers.get("x-amzn-errortype")).toMatch(
+      /^MissingAuthenticationTokenException/,
+    );
     const unknown = await signedFetch(gust.url, tenant, "GET", "/2099-01-01/nothing-here");
     expect(unknown.status).toBeGreaterThanOrEqual(400);
     expect(unknown.status).toBeLessThan(500);

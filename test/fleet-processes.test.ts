@@ -40,7 +40,15 @@ describe("fleet of processes on nats-server", () => {
     );
     processes.push(...workers);
     await Promise.all(workers.map((worker) => worker.waitForLog("worker started")));
-    const frontend = spawnGust(["frontend", "--nats", nats.url, "--host", "127.0.0.1", "--port", "0"]);
+    const frontend = spawnGust([
+      "frontend",
+      "--nats",
+      nats.url,
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+    ]);
     processes.push(frontend);
     const listening = await frontend.waitForLog("frontend listening");
     lambda = lambdaFor(listening["url"] as string, tenant);
@@ -63,7 +71,9 @@ describe("fleet of processes on nats-server", () => {
   });
 
   const invoke = async (event: Record<string, unknown>) => {
-    const result = await lambda.send(new InvokeCommand({ FunctionName: "echo", Payload: json(event) }));
+    const result = await lambda.send(
+      new InvokeCommand({ FunctionName: "echo", Payload: json(event) }),
+    );
     expect(result.FunctionError).toBeUndefined();
     return decodePayload(result.Payload) as Record<string, unknown>;
   };
@@ -71,8 +81,11 @@ describe("fleet of processes on nats-server", () => {
   it("uses both workers when one is full", async () => {
     // Two sandboxes per worker: four concurrent invocations need both workers.
     const results = await Promise.all([1, 2, 3, 4].map((n) => invoke({ n, sleepMs: 1500 })));
-    expect(results.map((result) => (result["echo"] as { n: number }).n).sort()).toEqual([1, 2, 3, 4]);
-    for (const worker of workers) expect(worker.output()).toContain('"message":"invocation finished"');
+    expect(results.map((result) => (result["echo"] as { n: number }).n).sort()).toEqual([
+      1, 2, 3, 4,
+    ]);
+    for (const worker of workers)
+      expect(worker.output()).toContain('"message":"invocation finished"');
   });
 
   it("keeps serving after a worker is killed", async () => {

@@ -122,15 +122,23 @@ describe.each(MODES)("AWS SDK against gust %s", (mode) => {
     );
     expect(dry.StatusCode).toBe(204);
     await expect(
-      lambda.send(new InvokeCommand({ FunctionName: "echo", Payload: encoder.encode("{not json") })),
-    ).rejects.toMatchObject({ name: "InvalidRequestContentException", $metadata: { httpStatusCode: 400 } });
+      lambda.send(
+        new InvokeCommand({ FunctionName: "echo", Payload: encoder.encode("{not json") }),
+      ),
+    ).rejects.toMatchObject({
+      name: "InvalidRequestContentException",
+      $metadata: { httpStatusCode: 400 },
+    });
   });
 
   it("rejects a payload over 6 MB with RequestTooLargeException", async () => {
     const big = json({ blob: "x".repeat(6 * 1024 * 1024 + 10) });
     await expect(
       lambda.send(new InvokeCommand({ FunctionName: "echo", Payload: big })),
-    ).rejects.toMatchObject({ name: "RequestTooLargeException", $metadata: { httpStatusCode: 413 } });
+    ).rejects.toMatchObject({
+      name: "RequestTooLargeException",
+      $metadata: { httpStatusCode: 413 },
+    });
   });
 
   it("runs Event invocations later, and retries a failing one twice", async () => {
@@ -187,7 +195,9 @@ describe.each(MODES)("AWS SDK against gust %s", (mode) => {
     const first = await lambda.send(new ListFunctionsCommand({ MaxItems: 2 }));
     expect(first.Functions?.map((f) => f.FunctionName)).toEqual(["echo", "page-a"]);
     expect(first.NextMarker).toBeDefined();
-    const second = await lambda.send(new ListFunctionsCommand({ MaxItems: 2, Marker: first.NextMarker }));
+    const second = await lambda.send(
+      new ListFunctionsCommand({ MaxItems: 2, Marker: first.NextMarker }),
+    );
     expect(second.Functions?.map((f) => f.FunctionName)).toEqual(["page-b", "page-c"]);
     expect(second.NextMarker).toBeUndefined();
   });
@@ -199,27 +209,40 @@ describe.each(MODES)("AWS SDK against gust %s", (mode) => {
         Environment: { Variables: { GREETING: "hi there" } },
       }),
     );
-    const withEnv = await lambda.send(new InvokeCommand({ FunctionName: "echo", Payload: json({}) }));
-    expect((decodePayload(withEnv.Payload) as Record<string, unknown>)["greeting"]).toBe("hi there");
+    const withEnv = await lambda.send(
+      new InvokeCommand({ FunctionName: "echo", Payload: json({}) }),
+    );
+    expect((decodePayload(withEnv.Payload) as Record<string, unknown>)["greeting"]).toBe(
+      "hi there",
+    );
 
     const zip = await versionZip("two");
-    const updated = await lambda.send(new UpdateFunctionCodeCommand({ FunctionName: "page-a", ZipFile: zip }));
+    const updated = await lambda.send(
+      new UpdateFunctionCodeCommand({ FunctionName: "page-a", ZipFile: zip }),
+    );
     expect(updated.CodeSha256).toBe(createHash("sha256").update(zip).digest("base64"));
-    const after = await lambda.send(new InvokeCommand({ FunctionName: "page-a", Payload: json({}) }));
+    const after = await lambda.send(
+      new InvokeCommand({ FunctionName: "page-a", Payload: json({}) }),
+    );
     expect(decodePayload(after.Payload)).toEqual({ version: "two" });
   });
 
   it("keeps tenants apart", async () => {
     const client = lambdaFor(gust.url, other);
     try {
-      await expect(client.send(new GetFunctionCommand({ FunctionName: "echo" }))).rejects.toMatchObject({
+      await expect(
+        client.send(new GetFunctionCommand({ FunctionName: "echo" })),
+      ).rejects.toMatchObject({
         name: "ResourceNotFoundException",
       });
       const listed = await client.send(new ListFunctionsCommand({}));
       expect(listed.Functions).toEqual([]);
       await expect(
         client.send(new InvokeCommand({ FunctionName: "echo", Payload: json({}) })),
-      ).rejects.toMatchObject({ name: "ResourceNotFoundException", $metadata: { httpStatusCode: 404 } });
+      ).rejects.toMatchObject({
+        name: "ResourceNotFoundException",
+        $metadata: { httpStatusCode: 404 },
+      });
     } finally {
       client.destroy();
     }
@@ -243,14 +266,19 @@ describe.each(MODES)("AWS SDK against gust %s", (mode) => {
   });
 
   it("rejects a bundle that is not a zip, and a bad signature", async () => {
-    await expect(create(lambda, "broken", encoder.encode("not a zip at all"))).rejects.toMatchObject({
+    await expect(
+      create(lambda, "broken", encoder.encode("not a zip at all")),
+    ).rejects.toMatchObject({
       name: "InvalidParameterValueException",
       $metadata: { httpStatusCode: 400 },
     });
     const forged = new LambdaClient({
       endpoint: gust.url,
       region: "us-east-1",
-      credentials: { accessKeyId: acme.credentials[0]!.accessKeyId, secretAccessKey: "wrong-secret-wrong-secret" },
+      credentials: {
+        accessKeyId: acme.credentials[0]!.accessKeyId,
+        secretAccessKey: "wrong-secret-wrong-secret",
+      },
       maxAttempts: 1,
     });
     try {
@@ -272,7 +300,9 @@ describe.each(MODES)("AWS SDK against gust %s", (mode) => {
     await expect(
       lambda.send(new InvokeCommand({ FunctionName: "page-c", Payload: json({}) })),
     ).rejects.toMatchObject({ name: "ResourceNotFoundException" });
-    await expect(lambda.send(new DeleteFunctionCommand({ FunctionName: "page-c" }))).rejects.toMatchObject({
+    await expect(
+      lambda.send(new DeleteFunctionCommand({ FunctionName: "page-c" })),
+    ).rejects.toMatchObject({
       name: "ResourceNotFoundException",
     });
   });

@@ -38,7 +38,9 @@ async function createFunction(target: Target, name: string): Promise<void> {
   const headers = await signedHeaders(target.url, "POST", path, body, target.credential);
   const response = await fetch(target.url + path, { method: "POST", headers, body });
   if (response.status !== 201) {
-    throw new Error(`CreateFunction on ${target.name}: ${response.status} ${await response.text()}`);
+    throw new Error(
+      `CreateFunction on ${target.name}: ${response.status} ${await response.text()}`,
+    );
   }
 }
 
@@ -132,8 +134,12 @@ async function main(): Promise<void> {
   const spawned = await coldStarts(0);
 
   const lines: string[] = [];
-  lines.push(`Machine: ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`);
-  lines.push(`Date: ${new Date().toISOString()}; ${ROUNDS} interleaved rounds of ${DURATION_MS} ms per cell; medians of the rounds.`);
+  lines.push(
+    `Machine: ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
+  );
+  lines.push(
+    `Date: ${new Date().toISOString()}; ${ROUNDS} interleaved rounds of ${DURATION_MS} ms per cell; medians of the rounds.`,
+  );
   lines.push("");
   lines.push("| target | clients | p50 ms | p99 ms | req/s | p50 × echo | req/s ÷ echo | errors |");
   lines.push("|---|---:|---:|---:|---:|---:|---:|---:|");
@@ -164,15 +170,22 @@ async function main(): Promise<void> {
     );
   }
   lines.push("");
-  lines.push(`Spawned ÷ pre-initialized (medians): ${fmt(median(spawned) / median(preinitialized), 2)}`);
+  lines.push(
+    `Spawned ÷ pre-initialized (medians): ${fmt(median(spawned) / median(preinitialized), 2)}`,
+  );
   const report = lines.join("\n");
   process.stdout.write(`${report}\n`);
   const out = fileURLToPath(new URL("../out/", import.meta.url));
   await mkdir(out, { recursive: true });
-  await writeFile(`${out}invoke-${new Date().toISOString().replace(/[:.]/g, "-")}.md`, `${report}\n`);
+  await writeFile(
+    `${out}invoke-${new Date().toISOString().replace(/[:.]/g, "-")}.md`,
+    `${report}\n`,
+  );
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.stderr.write(
+    `bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
   process.exit(1);
 });

@@ -22,9 +22,13 @@ export interface Target {
 }
 
 export async function startEcho(): Promise<Target> {
-  const child = spawn(process.execPath, [fileURLToPath(new URL("./echo-server.js", import.meta.url))], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  const child = spawn(
+    process.execPath,
+    [fileURLToPath(new URL("./echo-server.js", import.meta.url))],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
   const port = await new Promise<string>((resolve, reject) => {
     child.stdout.once("data", (chunk: Buffer) => resolve(chunk.toString("utf8").trim()));
     child.once("exit", (code) => reject(new Error(`echo server exited (${code})`)));
@@ -62,7 +66,17 @@ export async function startDevTarget(options: GustTargetOptions): Promise<Target
     JSON.stringify({ tenants: [{ id: "bench", maxConcurrency: 1000, credentials: [credential] }] }),
   );
   const dev = spawnGust(
-    ["dev", "--port", "0", "--tenants", tenantsFile, "--pool", String(options.pool), "--max-sandboxes", String(options.maxSandboxes)],
+    [
+      "dev",
+      "--port",
+      "0",
+      "--tenants",
+      tenantsFile,
+      "--pool",
+      String(options.pool),
+      "--max-sandboxes",
+      String(options.maxSandboxes),
+    ],
     { GUST_LOG_LEVEL: "warn" },
   );
   const url = await new Promise<string>((resolve, reject) => {
@@ -101,16 +115,30 @@ export async function startFleetTarget(options: GustTargetOptions): Promise<Targ
   const processes: GustProcess[] = [];
   const env = { GUST_LOG_LEVEL: "info" };
   try {
-    const coordinator = spawnGust(["coordinator", "--nats", nats.url, "--tenants", tenantsFile], env);
+    const coordinator = spawnGust(
+      ["coordinator", "--nats", nats.url, "--tenants", tenantsFile],
+      env,
+    );
     processes.push(coordinator);
     await coordinator.waitForLog("coordinator started");
     const worker = spawnGust(
-      ["worker", "--nats", nats.url, "--pool", String(options.pool), "--max-sandboxes", String(options.maxSandboxes)],
+      [
+        "worker",
+        "--nats",
+        nats.url,
+        "--pool",
+        String(options.pool),
+        "--max-sandboxes",
+        String(options.maxSandboxes),
+      ],
       env,
     );
     processes.push(worker);
     await worker.waitForLog("worker started");
-    const frontend = spawnGust(["frontend", "--nats", nats.url, "--host", "127.0.0.1", "--port", "0"], env);
+    const frontend = spawnGust(
+      ["frontend", "--nats", nats.url, "--host", "127.0.0.1", "--port", "0"],
+      env,
+    );
     processes.push(frontend);
     const listening = await frontend.waitForLog("frontend listening");
     return {

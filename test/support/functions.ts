@@ -28,7 +28,10 @@ export function echoZip(): Promise<Uint8Array> {
 
 export function versionZip(version: string): Promise<Uint8Array> {
   return zipFiles([
-    { path: "index.mjs", data: `export const handler = async () => ({ version: ${JSON.stringify(version)} });\n` },
+    {
+      path: "index.mjs",
+      data: `export const handler = async () => ({ version: ${JSON.stringify(version)} });\n`,
+    },
   ]);
 }
 

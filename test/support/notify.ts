@@ -15,7 +15,9 @@ export async function startNotifyServer(): Promise<NotifyServer> {
     const chunks: Buffer[] = [];
     request.on("data", (chunk: Buffer) => chunks.push(chunk));
     request.on("end", () => {
-      received.push(JSON.parse(Buffer.concat(chunks).toString("utf8")) as NotifyServer["received"][number]);
+      received.push(
+        JSON.parse(Buffer.concat(chunks).toString("utf8")) as NotifyServer["received"][number],
+      );
       response.end("ok");
     });
   });

@@ -21,7 +21,12 @@ export async function signedFetch(
   const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
   const target = new URL(url);
   const credential = tenant.credentials[0]!;
-  const signer = new SignatureV4({ service: "lambda", region: "us-east-1", credentials: credential, sha256: Sha256 });
+  const signer = new SignatureV4({
+    service: "lambda",
+    region: "us-east-1",
+    credentials: credential,
+    sha256: Sha256,
+  });
   const [pathname, query = ""] = path.split("?");
   const signed = await signer.sign(
     new HttpRequest({

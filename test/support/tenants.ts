@@ -10,5 +10,10 @@ function credential() {
 }
 
 export function testTenant(id: string, maxConcurrency = 1000): TenantRecord {
-  return { id, accountId: `${Math.floor(1e11 + Math.random() * 8e11)}`, maxConcurrency, credentials: [credential()] };
+  return {
+    id,
+    accountId: `${Math.floor(1e11 + Math.random() * 8e11)}`,
+    maxConcurrency,
+    credentials: [credential()],
+  };
 }

@@ -31,7 +31,29 @@ async function credentials(): Promise<{ accessKeyId: string; secretAccessKey: st
   }
 }
 
+/**
+ * The SDK warns on every run that its releases from 2027 on need Node 22.
+ * Gust pins a release that supports Node 20, so the warning only adds noise
+ * to what `gust deploy` and `gust invoke` print.
+ */
+function silenceSdkNodeVersionWarning(): void {
+  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    const type =
+      typeof rest[0] === "string" ? rest[0] : (rest[0] as { type?: string } | undefined)?.type;
+    const name = warning instanceof Error ? warning.name : type;
+    if (
+      name === "NodeVersionSupportWarning" ||
+      String(warning).includes("NodeVersionSupportWarning")
+    ) {
+      return;
+    }
+    emit(warning, ...rest);
+  }) as typeof process.emitWarning;
+}
+
 export async function lambdaClient(options: ClientOptions): Promise<LambdaClient> {
+  silenceSdkNodeVersionWarning();
   return new LambdaClient({
     endpoint: options.endpoint ?? process.env["GUST_ENDPOINT"] ?? DEFAULT_ENDPOINT,
     region: options.region ?? process.env["AWS_REGION"] ?? "us-east-1",

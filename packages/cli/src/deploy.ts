@@ -41,7 +41,9 @@ export async function deploy(options: DeployOptions): Promise<FunctionConfigurat
     const config = {
       ...(options.timeoutSec === undefined ? {} : { Timeout: options.timeoutSec }),
       ...(options.memoryMb === undefined ? {} : { MemorySize: options.memoryMb }),
-      ...(options.environment === undefined ? {} : { Environment: { Variables: options.environment } }),
+      ...(options.environment === undefined
+        ? {}
+        : { Environment: { Variables: options.environment } }),
     };
     if (!exists) {
       return await client.send(

@@ -24,7 +24,8 @@ export function spawnGust(args: string[], env: Record<string, string> = {}): Gus
   });
   let text = "";
   const records: Array<Record<string, unknown>> = [];
-  const waiters: Array<{ message: string; resolve: (record: Record<string, unknown>) => void }> = [];
+  const waiters: Array<{ message: string; resolve: (record: Record<string, unknown>) => void }> =
+    [];
   let pending = "";
   child.stdout?.on("data", (chunk: Buffer) => (text += chunk.toString("utf8")));
   child.stderr?.on("data", (chunk: Buffer) => {

@@ -37,7 +37,9 @@ export async function invoke(options: InvokeOptions): Promise<InvokeOutcome> {
       statusCode: result.StatusCode ?? 0,
       payload: result.Payload ? new TextDecoder().decode(result.Payload) : "",
       ...(result.FunctionError ? { functionError: result.FunctionError } : {}),
-      ...(result.LogResult ? { log: Buffer.from(result.LogResult, "base64").toString("utf8") } : {}),
+      ...(result.LogResult
+        ? { log: Buffer.from(result.LogResult, "base64").toString("utf8") }
+        : {}),
       ...(result.ExecutedVersion ? { executedVersion: result.ExecutedVersion } : {}),
     };
   } finally {

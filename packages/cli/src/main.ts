@@ -3,6 +3,7 @@
  * The `gust` command. Services log JSON lines on stderr; what the user asked
  * for (credentials, responses) goes to stdout.
  */
+import { resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { connectNatsInfrastructure } from "@gust/bus";
 import { ConfigError } from "@gust/protocol";
@@ -57,7 +58,9 @@ const OPTIONS = {
   help: { type: "boolean", short: "h" },
 } satisfies ParseArgsConfig["options"];
 
-type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>["values"];
+type Values = ReturnType<
+  typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>
+>["values"];
 
 function integer(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
@@ -102,7 +105,10 @@ function serveUntilSignal(close: () => Promise<void>): void {
   process.on("SIGTERM", () => stop("SIGTERM"));
 }
 
-async function runFleetService(values: Values, start: (infra: Awaited<ReturnType<typeof connectNatsInfrastructure>>) => Promise<Service>): Promise<void> {
+async function runFleetService(
+  values: Values,
+  start: (infra: Awaited<ReturnType<typeof connectNatsInfrastructure>>) => Promise<Service>,
+): Promise<void> {
   const infra = await connectNatsInfrastructure({ servers: natsUrl(values), name: "gust" });
   let service: Service;
   try {
@@ -116,7 +122,11 @@ async function runFleetService(values: Values, start: (infra: Awaited<ReturnType
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
-  const { values, positionals } = parseArgs({ args: rest, options: OPTIONS, allowPositionals: true });
+  const { values, positionals } = parseArgs({
+    args: rest,
+    options: OPTIONS,
+    allowPositionals: true,
+  });
   if (command === undefined || command === "help" || values.help) {
     process.stdout.write(USAGE);
     return;
@@ -171,7 +181,8 @@ async function main(argv: string[]): Promise<void> {
       );
     }
     case "coordinator": {
-      if (values.tenants === undefined) throw new ConfigError("gust coordinator needs --tenants FILE");
+      if (values.tenants === undefined)
+        throw new ConfigError("gust coordinator needs --tenants FILE");
       const tenantsFile = values.tenants;
       return runFleetService(values, (infra) => startCoordinatorService(infra, { tenantsFile }));
     }
@@ -184,7 +195,8 @@ async function main(argv: string[]): Promise<void> {
       const memoryMb = integer(values.memory, "memory");
       const env = environment(values.env);
       const result = await deploy({
-        dir,
+        // `npm run gust` runs from the repository root; INIT_CWD is where the user was.
+        dir: resolve(process.env["INIT_CWD"] ?? process.cwd(), dir),
         name: values.name,
         ...(values.endpoint === undefined ? {} : { endpoint: values.endpoint }),
         ...(values.runtime === undefined ? {} : { runtime: values.runtime }),
