@@ -5,7 +5,16 @@ import tseslint from "typescript-eslint";
 import { importX } from "eslint-plugin-import-x";
 
 export default tseslint.config(
-  { ignores: ["**/dist/**", "**/node_modules/**", "bench/out/**", "**/*.js", "**/*.mjs", "**/*.cjs"] },
+  {
+    ignores: [
+      "**/dist/**",
+      "**/node_modules/**",
+      "bench/out/**",
+      "**/*.js",
+      "**/*.mjs",
+      "**/*.cjs",
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -18,22 +27,45 @@ export default tseslint.config(
     plugins: { "import-x": importX },
     rules: {
       "@typescript-eslint/no-floating-promises": "error",
-      "@typescript-eslint/no-misused-promises": ["error", { checksVoidReturn: { arguments: false } }],
-      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
+      "@typescript-eslint/no-misused-promises": [
+        "error",
+        { checksVoidReturn: { arguments: false } },
+      ],
+      "@typescript-eslint/no-unused-vars": [
+        "error",
+        { argsIgnorePattern: "^_", varsIgnorePattern: "^_" },
+      ],
       "import-x/no-cycle": "error",
       "no-restricted-imports": [
         "error",
-        { patterns: [{ group: ["@gust/*/src/*", "@gust/*/dist/*", "../../*/src/*"], message: "Import the package, not its files." }] },
+        {
+          patterns: [
+            {
+              group: ["@gust/*/src/*", "@gust/*/dist/*", "../../*/src/*"],
+              message: "Import the package, not its files.",
+            },
+          ],
+        },
       ],
       "no-console": "error",
     },
   },
   {
-    files: ["packages/cli/src/**", "test/**", "bench/**", "packages/*/src/**/*.test.ts", "packages/runtime-node/src/**"],
+    files: [
+      "packages/cli/src/**",
+      "test/**",
+      "bench/**",
+      "packages/*/src/**/*.test.ts",
+      "packages/runtime-node/src/**",
+    ],
     rules: { "no-console": "off" },
   },
   {
     files: ["test/**", "bench/**", "packages/*/src/**/*.test.ts"],
-    rules: { "@typescript-eslint/no-non-null-assertion": "off", "@typescript-eslint/no-unsafe-assignment": "off", "@typescript-eslint/no-unsafe-member-access": "off" },
+    rules: {
+      "@typescript-eslint/no-non-null-assertion": "off",
+      "@typescript-eslint/no-unsafe-assignment": "off",
+      "@typescript-eslint/no-unsafe-member-access": "off",
+    },
   },
 );

@@ -38,7 +38,7 @@ async function credentials(): Promise<{ accessKeyId: string; secretAccessKey: st
  */
 function silenceSdkNodeVersionWarning(): void {
   const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void;
-  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+  process.emitWarning = (warning: string | Error, ...rest: unknown[]) => {
     const type =
       typeof rest[0] === "string" ? rest[0] : (rest[0] as { type?: string } | undefined)?.type;
     const name = warning instanceof Error ? warning.name : type;
@@ -49,7 +49,7 @@ function silenceSdkNodeVersionWarning(): void {
       return;
     }
     emit(warning, ...rest);
-  }) as typeof process.emitWarning;
+  };
 }
 
 export async function lambdaClient(options: ClientOptions): Promise<LambdaClient> {

@@ -53,7 +53,10 @@ export async function syncTenantsFile(
       clearTimeout(timer);
       timer = setTimeout(() => {
         reload().catch((error: unknown) =>
-          logger.error("tenants config not reloaded; keeping the previous tenants", { path, error }),
+          logger.error("tenants config not reloaded; keeping the previous tenants", {
+            path,
+            error,
+          }),
         );
       }, RELOAD_DEBOUNCE_MS);
     });

@@ -97,7 +97,8 @@ export function decode(bytes: Uint8Array): Message {
     throw new DecodeError(`unknown message type ${JSON.stringify(type)}`);
   }
   check(record, SHAPES[type as MessageType], type);
-  if (type === "invoke") check(record["target"] as Record<string, unknown>, TARGET_SHAPE, "invoke.target");
+  if (type === "invoke")
+    check(record["target"] as Record<string, unknown>, TARGET_SHAPE, "invoke.target");
   return value as Message;
 }
 

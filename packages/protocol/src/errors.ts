@@ -166,7 +166,12 @@ const REBUILDERS: Record<string, (s: SerializedError) => GustError> = {
   ConflictError: (s) => new ConflictError(s.message),
   ConfigError: (s) => new ConfigError(s.message),
   LambdaApiError: (s) =>
-    new LambdaApiError(s.errorType ?? "ServiceException", s.statusCode ?? 500, s.message, s.fields ?? {}),
+    new LambdaApiError(
+      s.errorType ?? "ServiceException",
+      s.statusCode ?? 500,
+      s.message,
+      s.fields ?? {},
+    ),
 };
 
 /** Rebuild the class a peer serialized; unknown names become a GustError. */

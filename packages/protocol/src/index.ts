@@ -3,7 +3,14 @@
  * Gust's wire protocol: NATS subjects, message types, the msgpack codec,
  * header names and serializable errors. No I/O.
  */
-export { PROTOCOL_VERSION, SUBJECT_PREFIX, Subjects, Buckets, Streams, isSubjectToken } from "./subjects.js";
+export {
+  PROTOCOL_VERSION,
+  SUBJECT_PREFIX,
+  Subjects,
+  Buckets,
+  Streams,
+  isSubjectToken,
+} from "./subjects.js";
 export { BusHeaders, LambdaHeaders, RuntimeHeaders, MSGPACK_CONTENT_TYPE } from "./headers.js";
 export {
   Runtimes,

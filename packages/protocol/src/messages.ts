@@ -138,9 +138,5 @@ export interface EventInvocation {
 }
 
 export type Message =
-  | WorkerRequest
-  | InvokeReply
-  | WorkerAnnouncement
-  | WorkerDiscover
-  | EventInvocation;
+  WorkerRequest | InvokeReply | WorkerAnnouncement | WorkerDiscover | EventInvocation;
 export type MessageType = Message["type"];

@@ -7,7 +7,10 @@ import type { Tenant } from "./tenants.js";
 
 const tenant: Tenant = { id: "acme", accountId: "123456789012", maxConcurrency: 1000 };
 const zip = new TextEncoder().encode("pretend zip bytes");
-const code = { codeSha256: createHash("sha256").update(zip).digest("base64"), codeSize: zip.length };
+const code = {
+  codeSha256: createHash("sha256").update(zip).digest("base64"),
+  codeSize: zip.length,
+};
 
 async function open(infra: Infrastructure): Promise<FunctionRegistry> {
   return FunctionRegistry.open({
@@ -30,7 +33,13 @@ describe("FunctionRegistry", () => {
   });
 
   it("creates a function with Lambda's defaults and stores its code once", async () => {
-    const record = await registry.create(tenant, "hello", { runtime: "nodejs20.x", handler: "index.handler" }, zip, code);
+    const record = await registry.create(
+      tenant,
+      "hello",
+      { runtime: "nodejs20.x", handler: "index.handler" },
+      zip,
+      code,
+    );
     expect(record).toMatchObject({
       functionArn: "arn:aws:lambda:us-east-1:123456789012:function:hello",
       timeoutSec: 3,
@@ -41,39 +50,96 @@ describe("FunctionRegistry", () => {
     expect(record.lastModified).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000$/);
     expect(await registry.fetchCode(code.codeSha256)).toEqual(zip);
     await expect(
-      registry.create(tenant, "hello", { runtime: "nodejs20.x", handler: "index.handler" }, zip, code),
+      registry.create(
+        tenant,
+        "hello",
+        { runtime: "nodejs20.x", handler: "index.handler" },
+        zip,
+        code,
+      ),
     ).rejects.toMatchObject({ errorType: "ResourceConflictException", statusCode: 409 });
   });
 
   it("validates names and configuration with InvalidParameterValueException", async () => {
     const bad = [
-      () => registry.create(tenant, "bad name", { runtime: "nodejs20.x", handler: "i.h" }, zip, code),
-      () => registry.create(tenant, "t", { runtime: "nodejs20.x", handler: "i.h", timeoutSec: 901 }, zip, code),
-      () => registry.create(tenant, "m", { runtime: "nodejs20.x", handler: "i.h", memoryMb: 64 }, zip, code),
-      () => registry.create(tenant, "r", { runtime: "python3.12" as "nodejs20.x", handler: "i.h" }, zip, code),
       () =>
-        registry.create(tenant, "e", { runtime: "nodejs20.x", handler: "i.h", environment: { AWS_REGION: "x" } }, zip, code),
+        registry.create(tenant, "bad name", { runtime: "nodejs20.x", handler: "i.h" }, zip, code),
       () =>
-        registry.create(tenant, "big", { runtime: "nodejs20.x", handler: "i.h", environment: { BIG: "x".repeat(5000) } }, zip, code),
+        registry.create(
+          tenant,
+          "t",
+          { runtime: "nodejs20.x", handler: "i.h", timeoutSec: 901 },
+          zip,
+          code,
+        ),
+      () =>
+        registry.create(
+          tenant,
+          "m",
+          { runtime: "nodejs20.x", handler: "i.h", memoryMb: 64 },
+          zip,
+          code,
+        ),
+      () =>
+        registry.create(
+          tenant,
+          "r",
+          { runtime: "python3.12" as "nodejs20.x", handler: "i.h" },
+          zip,
+          code,
+        ),
+      () =>
+        registry.create(
+          tenant,
+          "e",
+          { runtime: "nodejs20.x", handler: "i.h", environment: { AWS_REGION: "x" } },
+          zip,
+          code,
+        ),
+      () =>
+        registry.create(
+          tenant,
+          "big",
+          { runtime: "nodejs20.x", handler: "i.h", environment: { BIG: "x".repeat(5000) } },
+          zip,
+          code,
+        ),
     ];
     for (const attempt of bad) {
-      await expect(attempt()).rejects.toMatchObject({ errorType: "InvalidParameterValueException" });
+      await expect(attempt()).rejects.toMatchObject({
+        errorType: "InvalidParameterValueException",
+      });
     }
     expect((await registry.list(tenant.id, { maxItems: 50 })).functions).toEqual([]);
   });
 
   it("pages through a tenant's functions in name order, and only that tenant's", async () => {
     for (const name of ["c", "a", "b"]) {
-      await registry.create(tenant, name, { runtime: "nodejs20.x", handler: "index.handler" }, zip, code);
+      await registry.create(
+        tenant,
+        name,
+        { runtime: "nodejs20.x", handler: "index.handler" },
+        zip,
+        code,
+      );
     }
-    await registry.create({ ...tenant, id: "other" }, "z", { runtime: "nodejs20.x", handler: "i.h" }, zip, code);
+    await registry.create(
+      { ...tenant, id: "other" },
+      "z",
+      { runtime: "nodejs20.x", handler: "i.h" },
+      zip,
+      code,
+    );
     const first = await registry.list(tenant.id, { maxItems: 2 });
     expect(first.functions.map((f) => f.name)).toEqual(["a", "b"]);
     expect(first.nextMarker).toBe("b");
     const second = await registry.list(tenant.id, { maxItems: 2, marker: first.nextMarker! });
     expect(second.functions.map((f) => f.name)).toEqual(["c"]);
     expect(second.nextMarker).toBeUndefined();
-    expect(await registry.usage(tenant.id)).toEqual({ functionCount: 3, totalCodeSize: 3 * zip.length });
+    expect(await registry.usage(tenant.id)).toEqual({
+      functionCount: 3,
+      totalCodeSize: 3 * zip.length,
+    });
   });
 
   it("gives every update a new revision and keeps fields not patched", async () => {
@@ -89,18 +155,29 @@ describe("FunctionRegistry", () => {
     expect(configured.environment).toEqual({ STAGE: "1" });
     expect(configured.revisionId).not.toBe(created.revisionId);
     const other = new TextEncoder().encode("other zip");
-    const otherCode = { codeSha256: createHash("sha256").update(other).digest("base64"), codeSize: other.length };
+    const otherCode = {
+      codeSha256: createHash("sha256").update(other).digest("base64"),
+      codeSize: other.length,
+    };
     const recoded = await registry.updateCode(tenant.id, "fn", other, otherCode);
     expect(recoded.codeSha256).toBe(otherCode.codeSha256);
     expect(recoded.timeoutSec).toBe(30);
     expect((await registry.get(tenant.id, "fn"))?.revisionId).toBe(recoded.revisionId);
-    await expect(registry.updateConfiguration(tenant.id, "missing", {})).rejects.toBeInstanceOf(LambdaApiError);
+    await expect(registry.updateConfiguration(tenant.id, "missing", {})).rejects.toBeInstanceOf(
+      LambdaApiError,
+    );
   });
 
   it("sees functions written by another process at once, and their deletion", async () => {
     const elsewhere = await open(infra);
     try {
-      await elsewhere.create(tenant, "remote", { runtime: "nodejs20.x", handler: "i.h" }, zip, code);
+      await elsewhere.create(
+        tenant,
+        "remote",
+        { runtime: "nodejs20.x", handler: "i.h" },
+        zip,
+        code,
+      );
       expect((await registry.get(tenant.id, "remote"))?.name).toBe("remote");
       const changes: Array<string | undefined> = [];
       registry.onChange((_key, record) => changes.push(record?.revisionId));

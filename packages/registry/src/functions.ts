@@ -117,14 +117,16 @@ export class FunctionRegistry {
     // The watch can deliver an older revision after this process wrote a newer one.
     if (cached && cached.lastModified > record.lastModified) return;
     this.cache.set(key, record);
-    for (const listener of this.listeners) listener(functionKey(record.tenantId, record.name), record);
+    for (const listener of this.listeners)
+      listener(functionKey(record.tenantId, record.name), record);
   }
 
   private forget(key: string): void {
     const cached = this.cache.get(key);
     this.cache.delete(key);
     if (cached) {
-      for (const listener of this.listeners) listener(functionKey(cached.tenantId, cached.name), undefined);
+      for (const listener of this.listeners)
+        listener(functionKey(cached.tenantId, cached.name), undefined);
     }
   }
 
@@ -204,7 +206,12 @@ export class FunctionRegistry {
     return record;
   }
 
-  updateCode(tenantId: string, name: string, zip: Uint8Array, code: CodeInfo): Promise<FunctionRecord> {
+  updateCode(
+    tenantId: string,
+    name: string,
+    zip: Uint8Array,
+    code: CodeInfo,
+  ): Promise<FunctionRecord> {
     return this.modify(tenantId, name, async (current) => {
       await this.storeCode(zip, code);
       return { ...current, codeSha256: code.codeSha256, codeSize: code.codeSize };

@@ -14,11 +14,6 @@ export {
   DEFAULT_MAX_CONCURRENCY,
 } from "./tenant-config.js";
 
-export type {
-  CodeInfo,
-  FunctionRegistryOptions,
-  ListOptions,
-  FunctionPage,
-} from "./functions.js";
+export type { CodeInfo, FunctionRegistryOptions, ListOptions, FunctionPage } from "./functions.js";
 export type { Tenant, Credential, TenantRecord, KeyLookup } from "./tenants.js";
 export type { FunctionConfigInput, FunctionConfig } from "./function-config.js";

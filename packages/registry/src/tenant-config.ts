@@ -45,7 +45,11 @@ export function parseTenantRecord(value: unknown, where: string): TenantRecord {
     throw new ConfigError(`${where}.accountId: must be a string of 12 digits`);
   }
   const maxConcurrency = value["maxConcurrency"] ?? DEFAULT_MAX_CONCURRENCY;
-  if (typeof maxConcurrency !== "number" || !Number.isInteger(maxConcurrency) || maxConcurrency < 1) {
+  if (
+    typeof maxConcurrency !== "number" ||
+    !Number.isInteger(maxConcurrency) ||
+    maxConcurrency < 1
+  ) {
     throw new ConfigError(`${where}.maxConcurrency: must be a positive integer`);
   }
   const credentials = value["credentials"];
@@ -65,7 +69,9 @@ export function parseTenantRecord(value: unknown, where: string): TenantRecord {
         throw new ConfigError(`${at}.accessKeyId: must be 16–128 letters or digits`);
       }
       if (typeof secretAccessKey !== "string" || !/^\S{16,}$/.test(secretAccessKey)) {
-        throw new ConfigError(`${at}.secretAccessKey: must be at least 16 characters without spaces`);
+        throw new ConfigError(
+          `${at}.secretAccessKey: must be at least 16 characters without spaces`,
+        );
       }
       return { accessKeyId, secretAccessKey };
     }),
@@ -82,7 +88,8 @@ export function parseTenantsConfig(value: unknown, source = "tenants config"): T
   const ids = new Set<string>();
   const keys = new Map<string, string>();
   for (const record of records) {
-    if (ids.has(record.id)) throw new ConfigError(`${source}: tenant id ${record.id} appears twice`);
+    if (ids.has(record.id))
+      throw new ConfigError(`${source}: tenant id ${record.id} appears twice`);
     ids.add(record.id);
     for (const { accessKeyId } of record.credentials) {
       const owner = keys.get(accessKeyId);
@@ -102,7 +109,9 @@ export async function loadTenantsConfig(path: string): Promise<TenantRecord[]> {
   try {
     text = await readFile(path, "utf8");
   } catch (cause) {
-    throw new ConfigError(`cannot read tenants config ${path}: ${(cause as Error).message}`, { cause });
+    throw new ConfigError(`cannot read tenants config ${path}: ${(cause as Error).message}`, {
+      cause,
+    });
   }
   let value: unknown;
   try {

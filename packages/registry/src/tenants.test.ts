@@ -12,17 +12,51 @@ const credential = { accessKeyId: "AKIAEXAMPLEKEY000001", secretAccessKey: "s3cr
 describe("tenants config", () => {
   it("fills defaults and names the property at fault", () => {
     const [tenant] = parseTenantsConfig({ tenants: [{ id: "acme", credentials: [credential] }] });
-    expect(tenant).toEqual({ id: "acme", accountId: accountIdFor("acme"), maxConcurrency: 1000, credentials: [credential] });
+    expect(tenant).toEqual({
+      id: "acme",
+      accountId: accountIdFor("acme"),
+      maxConcurrency: 1000,
+      credentials: [credential],
+    });
     expect(accountIdFor("acme")).toMatch(/^\d{12}$/);
 
     const cases: Array<[unknown, RegExp]> = [
       [{}, /tenants: must be an array/],
       [{ tenants: [{ id: "Bad Id", credentials: [credential] }] }, /tenants\[0\]\.id/],
-      [{ tenants: [{ id: "a", credentials: [] }] }, /tenants\[0\]\.credentials: must be a non-empty array/],
-      [{ tenants: [{ id: "a", maxConcurrency: 0, credentials: [credential] }] }, /tenants\[0\]\.maxConcurrency/],
-      [{ tenants: [{ id: "a", credentials: [{ accessKeyId: "short", secretAccessKey: "x".repeat(20) }] }] }, /credentials\[0\]\.accessKeyId/],
-      [{ tenants: [{ id: "a", credentials: [credential] }, { id: "b", credentials: [credential] }] }, /given to both a and b/],
-      [{ tenants: [{ id: "a", credentials: [credential] }, { id: "a", credentials: [] }] }, /tenants\[1\]\.credentials/],
+      [
+        { tenants: [{ id: "a", credentials: [] }] },
+        /tenants\[0\]\.credentials: must be a non-empty array/,
+      ],
+      [
+        { tenants: [{ id: "a", maxConcurrency: 0, credentials: [credential] }] },
+        /tenants\[0\]\.maxConcurrency/,
+      ],
+      [
+        {
+          tenants: [
+            { id: "a", credentials: [{ accessKeyId: "short", secretAccessKey: "x".repeat(20) }] },
+          ],
+        },
+        /credentials\[0\]\.accessKeyId/,
+      ],
+      [
+        {
+          tenants: [
+            { id: "a", credentials: [credential] },
+            { id: "b", credentials: [credential] },
+          ],
+        },
+        /given to both a and b/,
+      ],
+      [
+        {
+          tenants: [
+            { id: "a", credentials: [credential] },
+            { id: "a", credentials: [] },
+          ],
+        },
+        /tenants\[1\]\.credentials/,
+      ],
     ];
     for (const [config, message] of cases) {
       expect(() => parseTenantsConfig(config)).toThrow(message);
@@ -32,7 +66,9 @@ describe("tenants config", () => {
   it("reports a file that is missing or not JSON", async () => {
     const dir = await mkdtemp(join(tmpdir(), "gust-tenants-"));
     try {
-      await expect(loadTenantsConfig(join(dir, "missing.json"))).rejects.toBeInstanceOf(ConfigError);
+      await expect(loadTenantsConfig(join(dir, "missing.json"))).rejects.toBeInstanceOf(
+        ConfigError,
+      );
       await writeFile(join(dir, "bad.json"), "{ tenants: ");
       await expect(loadTenantsConfig(join(dir, "bad.json"))).rejects.toThrow(/not valid JSON/);
     } finally {
@@ -48,14 +84,24 @@ describe("TenantDirectory", () => {
     const writer = await TenantDirectory.open(kv);
     const reader = await TenantDirectory.open(kv);
     try {
-      await writer.put({ id: "acme", accountId: "123456789012", maxConcurrency: 5, credentials: [credential] });
+      await writer.put({
+        id: "acme",
+        accountId: "123456789012",
+        maxConcurrency: 5,
+        credentials: [credential],
+      });
       const found = await reader.byAccessKey(credential.accessKeyId);
       expect(found?.tenant).toEqual({ id: "acme", accountId: "123456789012", maxConcurrency: 5 });
       expect(found?.secretAccessKey).toBe(credential.secretAccessKey);
       expect(await reader.byAccessKey("AKIANOSUCHKEY0000000")).toBeUndefined();
 
       await expect(
-        writer.put({ id: "thief", accountId: "123456789013", maxConcurrency: 5, credentials: [credential] }),
+        writer.put({
+          id: "thief",
+          accountId: "123456789013",
+          maxConcurrency: 5,
+          credentials: [credential],
+        }),
       ).rejects.toBeInstanceOf(ConfigError);
 
       await writer.remove("acme");

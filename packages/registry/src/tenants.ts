@@ -73,7 +73,10 @@ export class TenantDirectory {
     this.byId.set(record.id, record);
     const tenant = tenantOf(record);
     for (const credential of record.credentials) {
-      this.byKey.set(credential.accessKeyId, { tenant, secretAccessKey: credential.secretAccessKey });
+      this.byKey.set(credential.accessKeyId, {
+        tenant,
+        secretAccessKey: credential.secretAccessKey,
+      });
     }
   }
 
