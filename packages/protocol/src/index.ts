@@ -15,6 +15,7 @@ export { BusHeaders, LambdaHeaders, RuntimeHeaders, MSGPACK_CONTENT_TYPE } from 
 export {
   Runtimes,
   FunctionLimits,
+  RESERVED_ENVIRONMENT_VARIABLES,
   isRuntime,
   isCustomRuntime,
   functionKey,

@@ -3,7 +3,13 @@
  * value fails at CreateFunction/UpdateFunctionConfiguration with Lambda's
  * InvalidParameterValueException rather than at invocation.
  */
-import { FunctionLimits, isRuntime, LambdaErrors, type Runtime } from "@gust/protocol";
+import {
+  FunctionLimits,
+  isRuntime,
+  LambdaErrors,
+  RESERVED_ENVIRONMENT_VARIABLES,
+  type Runtime,
+} from "@gust/protocol";
 
 export interface FunctionConfigInput {
   runtime: Runtime;
@@ -17,27 +23,6 @@ export interface FunctionConfigInput {
 
 export type FunctionConfig = Required<FunctionConfigInput>;
 
-/** Environment variable names Lambda sets itself and refuses from users. */
-const RESERVED_ENV = new Set([
-  "_HANDLER",
-  "_X_AMZN_TRACE_ID",
-  "AWS_DEFAULT_REGION",
-  "AWS_REGION",
-  "AWS_EXECUTION_ENV",
-  "AWS_LAMBDA_FUNCTION_NAME",
-  "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-  "AWS_LAMBDA_FUNCTION_VERSION",
-  "AWS_LAMBDA_INITIALIZATION_TYPE",
-  "AWS_LAMBDA_LOG_GROUP_NAME",
-  "AWS_LAMBDA_LOG_STREAM_NAME",
-  "AWS_ACCESS_KEY",
-  "AWS_ACCESS_KEY_ID",
-  "AWS_SECRET_ACCESS_KEY",
-  "AWS_SESSION_TOKEN",
-  "AWS_LAMBDA_RUNTIME_API",
-  "LAMBDA_TASK_ROOT",
-  "LAMBDA_RUNTIME_DIR",
-]);
 const ENV_NAME = /^[a-zA-Z]\w+$/;
 const HANDLER = /^[^\s]{1,128}$/;
 
@@ -64,7 +49,7 @@ function validateEnvironment(environment: Record<string, string>): Record<string
     if (!ENV_NAME.test(key)) {
       throw LambdaErrors.invalidParameter(`Environment variable name ${key} is not valid`);
     }
-    if (RESERVED_ENV.has(key)) {
+    if (RESERVED_ENVIRONMENT_VARIABLES.has(key)) {
       throw LambdaErrors.invalidParameter(
         `Lambda was unable to configure your environment variables because the environment variables you have provided contains reserved keys that are currently not supported for modification. Reserved keys used in this request: ${key}`,
       );

@@ -5,7 +5,7 @@
  */
 import path from "node:path";
 import type { InvokeTarget, Runtime } from "@gust/protocol";
-import { Runtimes } from "@gust/protocol";
+import { RESERVED_ENVIRONMENT_VARIABLES, Runtimes } from "@gust/protocol";
 import { EXECUTED_VERSION } from "./lambda-log.js";
 
 export interface SandboxPaths {
@@ -16,31 +16,6 @@ export interface SandboxPaths {
   /** The runtime's files (LAMBDA_RUNTIME_DIR). */
   runtimeDir: string;
 }
-
-/**
- * Variables Lambda sets and does not let a function override
- * (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime).
- */
-const RESERVED = new Set([
-  "_HANDLER",
-  "_X_AMZN_TRACE_ID",
-  "AWS_DEFAULT_REGION",
-  "AWS_REGION",
-  "AWS_EXECUTION_ENV",
-  "AWS_LAMBDA_FUNCTION_NAME",
-  "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-  "AWS_LAMBDA_FUNCTION_VERSION",
-  "AWS_LAMBDA_INITIALIZATION_TYPE",
-  "AWS_LAMBDA_LOG_GROUP_NAME",
-  "AWS_LAMBDA_LOG_STREAM_NAME",
-  "AWS_ACCESS_KEY",
-  "AWS_ACCESS_KEY_ID",
-  "AWS_SECRET_ACCESS_KEY",
-  "AWS_SESSION_TOKEN",
-  "AWS_LAMBDA_RUNTIME_API",
-  "LAMBDA_TASK_ROOT",
-  "LAMBDA_RUNTIME_DIR",
-]);
 
 /** Lambda's rule for variable names. */
 const VARIABLE_NAME = /^[A-Za-z][A-Za-z0-9_]*$/;
@@ -127,7 +102,7 @@ export function functionEnvironment(
 ): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(target.environment)) {
-    if (!VARIABLE_NAME.test(name) || RESERVED.has(name)) continue;
+    if (!VARIABLE_NAME.test(name) || RESERVED_ENVIRONMENT_VARIABLES.has(name)) continue;
     if (typeof value !== "string" || value.includes("\0")) continue;
     env[name] = name === "NODE_OPTIONS" ? sanitizeNodeOptions(value) : value;
   }
@@ -155,7 +130,7 @@ export function sandboxEnvironment(
   // Platform defaults such as PATH, LANG and TZ may be overridden, reserved names may not.
   const merged: Record<string, string> = { ...platform, ...own };
   for (const name of Object.keys(platform)) {
-    if (RESERVED.has(name)) merged[name] = platform[name] as string;
+    if (RESERVED_ENVIRONMENT_VARIABLES.has(name)) merged[name] = platform[name] as string;
   }
   return merged;
 }
