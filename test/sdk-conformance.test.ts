@@ -6,12 +6,15 @@ import { createHash } from "node:crypto";
 import {
   CreateFunctionCommand,
   DeleteFunctionCommand,
+  DeleteFunctionConcurrencyCommand,
   GetAccountSettingsCommand,
   GetFunctionCommand,
+  GetFunctionConcurrencyCommand,
   GetFunctionConfigurationCommand,
   InvokeCommand,
   LambdaClient,
   ListFunctionsCommand,
+  PutFunctionConcurrencyCommand,
   UpdateFunctionCodeCommand,
   UpdateFunctionConfigurationCommand,
 } from "@aws-sdk/client-lambda";
@@ -291,9 +294,53 @@ describe.each(MODES)("AWS SDK against gust %s", (mode) => {
     }
   });
 
+  it("reserves concurrency per function, and 0 stops a function", async () => {
+    const put = await lambda.send(
+      new PutFunctionConcurrencyCommand({
+        FunctionName: "page-b",
+        ReservedConcurrentExecutions: 0,
+      }),
+    );
+    expect(put.ReservedConcurrentExecutions).toBe(0);
+    await expect(
+      lambda.send(new InvokeCommand({ FunctionName: "page-b", Payload: json({}) })),
+    ).rejects.toMatchObject({
+      name: "TooManyRequestsException",
+      Reason: "ReservedFunctionConcurrentInvocationLimitExceeded",
+    });
+    await lambda.send(
+      new PutFunctionConcurrencyCommand({
+        FunctionName: "page-b",
+        ReservedConcurrentExecutions: 250,
+      }),
+    );
+    const got = await lambda.send(new GetFunctionConcurrencyCommand({ FunctionName: "page-b" }));
+    expect(got.ReservedConcurrentExecutions).toBe(250);
+    const fn = await lambda.send(new GetFunctionCommand({ FunctionName: "page-b" }));
+    expect(fn.Concurrency?.ReservedConcurrentExecutions).toBe(250);
+    const settings = await lambda.send(new GetAccountSettingsCommand({}));
+    expect(settings.AccountLimit?.UnreservedConcurrentExecutions).toBe(750);
+    await expect(
+      lambda.send(
+        new PutFunctionConcurrencyCommand({
+          FunctionName: "echo",
+          ReservedConcurrentExecutions: 700,
+        }),
+      ),
+    ).rejects.toMatchObject({ name: "InvalidParameterValueException" });
+    const ran = await lambda.send(new InvokeCommand({ FunctionName: "page-b", Payload: json({}) }));
+    expect(ran.FunctionError).toBeUndefined();
+    await lambda.send(new DeleteFunctionConcurrencyCommand({ FunctionName: "page-b" }));
+    expect(
+      (await lambda.send(new GetFunctionConcurrencyCommand({ FunctionName: "page-b" })))
+        .ReservedConcurrentExecutions,
+    ).toBeUndefined();
+  });
+
   it("reports account settings and deletes functions", async () => {
     const settings = await lambda.send(new GetAccountSettingsCommand({}));
     expect(settings.AccountLimit?.ConcurrentExecutions).toBe(1000);
+    expect(settings.AccountLimit?.UnreservedConcurrentExecutions).toBe(1000);
     expect(settings.AccountUsage?.FunctionCount).toBe(5);
 
     await lambda.send(new DeleteFunctionCommand({ FunctionName: "page-c" }));

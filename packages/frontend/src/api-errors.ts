@@ -39,6 +39,8 @@ export function throttled(reason: string): LambdaApiError {
 
 export const ThrottleReasons = {
   concurrentInvocationLimitExceeded: "ConcurrentInvocationLimitExceeded",
+  reservedFunctionConcurrentInvocationLimitExceeded:
+    "ReservedFunctionConcurrentInvocationLimitExceeded",
 } as const;
 
 export interface ErrorResponse {

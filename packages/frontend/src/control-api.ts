@@ -41,7 +41,7 @@ const MAX_ITEMS = { min: 1, max: 10_000, default: 50 } as const;
 /** Where GetFunction's Code.Location points: a presigned download served by this frontend. */
 export const CODE_DOWNLOAD_PATH = "/gust/2015-03-31/functions/:name/code";
 
-function bodyJson(c: FrontendContext): Record<string, unknown> {
+export function bodyJson(c: FrontendContext): Record<string, unknown> {
   const text = utf8(c.get("body"));
   if (text === undefined)
     throw ApiErrors.invalidRequestContent("The request body is not valid UTF-8");
@@ -140,6 +140,9 @@ export function registerControlApi(app: Hono<FrontendEnv>, services: Services): 
       // is a presigned URL of this frontend's own download route, signed with
       // the caller's key, naming the exact code (CodeSha256) it returns.
       Code: { RepositoryType: "S3", Location: location },
+      ...(record.reservedConcurrency === undefined
+        ? {}
+        : { Concurrency: { ReservedConcurrentExecutions: record.reservedConcurrency } }),
     });
   });
 
@@ -201,8 +204,10 @@ export function registerControlApi(app: Hono<FrontendEnv>, services: Services): 
         CodeSizeUnzipped: FunctionLimits.maxUnzippedBytes,
         CodeSizeZipped: FunctionLimits.maxZipBytes,
         ConcurrentExecutions: tenant.maxConcurrency,
-        // No function reserves concurrency in Gust yet: all of it is unreserved.
-        UnreservedConcurrentExecutions: tenant.maxConcurrency,
+        UnreservedConcurrentExecutions: Math.max(
+          0,
+          tenant.maxConcurrency - registry.reservedTotal(tenant.id),
+        ),
       },
       AccountUsage: { TotalCodeSize: usage.totalCodeSize, FunctionCount: usage.functionCount },
     });

@@ -12,6 +12,7 @@ import { Hono } from "hono";
 import { createTenantConcurrencyAdmission, type Admission } from "./admission.js";
 import { ApiErrors, renderError } from "./api-errors.js";
 import { authentication } from "./authentication.js";
+import { registerConcurrencyApi } from "./concurrency-api.js";
 import { registerControlApi } from "./control-api.js";
 import { EventDispatcher } from "./event-dispatcher.js";
 import type { FrontendEnv, Services } from "./http-context.js";
@@ -50,7 +51,9 @@ export function createFrontend(
   const options = resolveFrontendOptions(frontendOptions);
   const logger = deps.logger ?? createLogger("frontend");
   const now = deps.now ?? Date.now;
-  const admission = deps.admission ?? createTenantConcurrencyAdmission();
+  const admission =
+    deps.admission ??
+    createTenantConcurrencyAdmission((tenantId) => deps.registry.reservedTotal(tenantId));
   const workers = new WorkerDirectory(deps.bus, logger, {
     missedHeartbeatLimit: options.missedHeartbeatLimit,
     frontendId: options.frontendId,
@@ -86,6 +89,7 @@ export function createFrontend(
   const app = new Hono<FrontendEnv>();
   app.use("*", authentication(services));
   registerControlApi(app, services);
+  registerConcurrencyApi(app, services);
   registerInvokeApi(app, services);
   app.notFound((c) => {
     throw ApiErrors.unknownOperation(c.req.method, new URL(c.req.url).pathname);

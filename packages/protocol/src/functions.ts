@@ -39,6 +39,8 @@ export const FunctionLimits = {
   /** Invocation payloads: 6 MB synchronous, 1 MB asynchronous (Event). */
   maxSyncPayloadBytes: 6 * 1024 * 1024,
   maxAsyncPayloadBytes: 1024 * 1024,
+  /** Reserved concurrency must leave at least this much of a tenant's maximum unreserved. */
+  minUnreservedConcurrency: 100,
 } as const;
 
 /**
@@ -86,6 +88,11 @@ export interface FunctionRecord {
   revisionId: string;
   /** Lambda's format: 2026-11-27T08:54:58.000+0000 */
   lastModified: string;
+  /**
+   * Lambda's reserved concurrency (PutFunctionConcurrency): carved out of the
+   * tenant's maximum for this function alone, and its cap; 0 stops it.
+   */
+  reservedConcurrency?: number;
 }
 
 /** `tenant/name`, the key under which workers and frontends track a function. */

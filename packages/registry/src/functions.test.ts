@@ -194,4 +194,40 @@ describe("FunctionRegistry", () => {
       elsewhere.close();
     }
   });
+
+  it("keeps reserved concurrency within the tenant's maximum less 100, without a new revision", async () => {
+    const small: Tenant = { ...tenant, maxConcurrency: 300 };
+    const a = await registry.create(small, "a", { runtime: "nodejs20.x", handler: "i.h" }, zip, code);
+    await registry.create(small, "b", { runtime: "nodejs20.x", handler: "i.h" }, zip, code);
+    const reserved = await registry.putReservedConcurrency(small, "a", 150);
+    expect(reserved.reservedConcurrency).toBe(150);
+    expect(reserved.revisionId).toBe(a.revisionId);
+    await registry.putReservedConcurrency(small, "b", 50);
+    expect(registry.reservedTotal(small.id)).toBe(200);
+    await expect(registry.putReservedConcurrency(small, "b", 51)).rejects.toMatchObject({
+      errorType: "InvalidParameterValueException",
+    });
+    await expect(registry.putReservedConcurrency(small, "b", -1)).rejects.toMatchObject({
+      errorType: "InvalidParameterValueException",
+    });
+    // Raising a's own reservation counts a's old value out.
+    await registry.putReservedConcurrency(small, "a", 100);
+    await registry.putReservedConcurrency(small, "b", 100);
+    expect(registry.reservedTotal(small.id)).toBe(200);
+
+    const cleared = await registry.deleteReservedConcurrency(small.id, "a");
+    expect(cleared.reservedConcurrency).toBeUndefined();
+    expect(registry.reservedTotal(small.id)).toBe(100);
+    await registry.delete(small.id, "b");
+    expect(registry.reservedTotal(small.id)).toBe(0);
+
+    // A registry opened later sees the same totals from the store.
+    await registry.putReservedConcurrency(small, "a", 7);
+    const later = await open(infra);
+    try {
+      expect(later.reservedTotal(small.id)).toBe(7);
+    } finally {
+      later.close();
+    }
+  });
 });

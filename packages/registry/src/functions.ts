@@ -12,6 +12,7 @@ import { randomUUID } from "node:crypto";
 import type { BlobStore, KvBucket, KvWatch } from "@gust/bus";
 import {
   ConflictError,
+  FunctionLimits,
   decodeRecord,
   encodeRecord,
   functionArn,
@@ -78,7 +79,17 @@ function parseRecord(bytes: Uint8Array): FunctionRecord {
 }
 
 export class FunctionRegistry {
-  private readonly cache = new Map<string, FunctionRecord>();
+  /**
+   * Every function of every tenant, by store key, with the KV revision it was
+   * read at; a deleted key keeps a tombstone so that a late watch event for an
+   * older revision cannot bring it back.
+   */
+  private readonly cache = new Map<
+    string,
+    { record: FunctionRecord | undefined; revision: number }
+  >();
+  /** Kept with the cache, so admission reads it in O(1). */
+  private readonly reservedByTenant = new Map<string, number>();
   private readonly listeners = new Set<(key: string, record: FunctionRecord | undefined) => void>();
   private watcher: KvWatch | undefined;
   private readonly functions: KvBucket;
@@ -93,40 +104,67 @@ export class FunctionRegistry {
     this.logger = options.logger ?? createLogger("registry");
   }
 
+  /**
+   * Opens the registry with every function loaded: admission needs a
+   * tenant's reserved concurrency summed over all its functions without a
+   * store round trip, and invocations should find their function in memory.
+   */
   static async open(options: FunctionRegistryOptions): Promise<FunctionRegistry> {
     const registry = new FunctionRegistry(options);
+    // Watch first, then load, so no change falls between the two.
     registry.watcher = await registry.functions.watch(`${KEY_PREFIX}>`, (change) => {
-      if (change.op === "delete") {
-        registry.forget(change.key);
-        return;
-      }
-      try {
-        registry.remember(change.key, parseRecord(change.value));
-      } catch (error) {
-        registry.logger.error("ignoring a function record that does not parse", {
-          key: change.key,
-          error,
-        });
-      }
+      if (change.op === "delete") registry.forget(change.key, change.revision);
+      else registry.rememberBytes(change.key, change.value, change.revision);
     });
+    for (const key of await registry.functions.keys(`${KEY_PREFIX}>`)) {
+      const entry = await registry.functions.get(key);
+      if (entry) registry.rememberBytes(key, entry.value, entry.revision);
+    }
     return registry;
   }
 
-  private remember(key: string, record: FunctionRecord): void {
+  private rememberBytes(key: string, bytes: Uint8Array, revision: number): void {
+    try {
+      this.remember(key, parseRecord(bytes), revision);
+    } catch (error) {
+      this.logger.error("ignoring a function record that does not parse", { key, error });
+    }
+  }
+
+  private remember(key: string, record: FunctionRecord, revision: number): void {
     const cached = this.cache.get(key);
     // The watch can deliver an older revision after this process wrote a newer one.
-    if (cached && cached.lastModified > record.lastModified) return;
-    this.cache.set(key, record);
+    if (cached && cached.revision >= revision) return;
+    this.setEntry(key, cached?.record, { record, revision });
     for (const listener of this.listeners)
       listener(functionKey(record.tenantId, record.name), record);
   }
 
-  private forget(key: string): void {
+  private setEntry(
+    key: string,
+    previous: FunctionRecord | undefined,
+    entry: { record: FunctionRecord | undefined; revision: number },
+  ): void {
+    this.cache.set(key, entry);
+    for (const [record, sign] of [
+      [previous, -1],
+      [entry.record, 1],
+    ] as const) {
+      if (record?.reservedConcurrency === undefined) continue;
+      const total =
+        (this.reservedByTenant.get(record.tenantId) ?? 0) + sign * record.reservedConcurrency;
+      if (total === 0) this.reservedByTenant.delete(record.tenantId);
+      else this.reservedByTenant.set(record.tenantId, total);
+    }
+  }
+
+  private forget(key: string, revision: number): void {
     const cached = this.cache.get(key);
-    this.cache.delete(key);
-    if (cached) {
+    if (cached && cached.revision >= revision) return;
+    this.setEntry(key, cached?.record, { record: undefined, revision });
+    if (cached?.record) {
       for (const listener of this.listeners)
-        listener(functionKey(cached.tenantId, cached.name), undefined);
+        listener(functionKey(cached.record.tenantId, cached.record.name), undefined);
     }
   }
 
@@ -138,13 +176,14 @@ export class FunctionRegistry {
 
   async get(tenantId: string, name: string): Promise<FunctionRecord | undefined> {
     const key = storeKey(tenantId, name);
-    const cached = this.cache.get(key);
+    const cached = this.cache.get(key)?.record;
     if (cached) return cached;
+    // Not (or no longer) known here: another process may have created it a moment ago.
     if (!FUNCTION_NAME.test(name)) return undefined;
     const entry = await this.functions.get(key);
     if (!entry) return undefined;
     const record = parseRecord(entry.value);
-    this.cache.set(key, record);
+    this.remember(key, record, entry.revision);
     return record;
   }
 
@@ -194,15 +233,16 @@ export class FunctionRegistry {
       lastModified: lambdaTimestamp(new Date()),
     };
     const key = storeKey(tenant.id, name);
+    let revision: number;
     try {
-      await this.functions.create(key, encodeRecord(record));
+      revision = await this.functions.create(key, encodeRecord(record));
     } catch (error) {
       if (error instanceof ConflictError) {
         throw LambdaErrors.conflict(`Function already exist: ${name}`);
       }
       throw error;
     }
-    this.remember(key, record);
+    this.remember(key, record, revision);
     return record;
   }
 
@@ -242,9 +282,62 @@ export class FunctionRegistry {
     const entry = FUNCTION_NAME.test(name) ? await this.functions.get(key) : undefined;
     if (!entry) throw notFound(name);
     await this.functions.delete(key);
-    this.forget(key);
+    // The delete's own revision is later than the entry's; any put seen after it is newer still.
+    this.forget(key, entry.revision + 1);
     // Code blobs are content-addressed and may be shared by other functions;
     // they are kept (see the registry's README for the reasoning).
+  }
+
+  /**
+   * PutFunctionConcurrency. Lambda's rule: the tenant's reserved concurrency,
+   * summed over its functions, must leave at least 100 of its maximum
+   * unreserved. Two puts racing on different functions are each checked
+   * against what this process knows; the sum can then pass the rule by the
+   * smaller of the two, which admission tolerates (it caps each function at
+   * its reservation and the rest at what is left).
+   */
+  async putReservedConcurrency(
+    tenant: Tenant,
+    name: string,
+    reserved: number,
+  ): Promise<FunctionRecord> {
+    if (!Number.isInteger(reserved) || reserved < 0) {
+      throw LambdaErrors.invalidParameter(
+        `1 validation error detected: Value '${reserved}' at 'reservedConcurrentExecutions' failed to satisfy constraint: Member must have value greater than or equal to 0`,
+      );
+    }
+    return this.modify(
+      tenant.id,
+      name,
+      (current) => {
+        const others = this.reservedTotal(tenant.id) - (current.reservedConcurrency ?? 0);
+        if (others + reserved > tenant.maxConcurrency - FunctionLimits.minUnreservedConcurrency) {
+          throw LambdaErrors.invalidParameter(
+            `Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [${FunctionLimits.minUnreservedConcurrency}].`,
+          );
+        }
+        return Promise.resolve({ ...current, reservedConcurrency: reserved });
+      },
+      "setting",
+    );
+  }
+
+  /** DeleteFunctionConcurrency. */
+  deleteReservedConcurrency(tenantId: string, name: string): Promise<FunctionRecord> {
+    return this.modify(
+      tenantId,
+      name,
+      (current) => {
+        const { reservedConcurrency: _removed, ...rest } = current;
+        return Promise.resolve(rest);
+      },
+      "setting",
+    );
+  }
+
+  /** The tenant's reserved concurrency over all its functions, from memory (no I/O). */
+  reservedTotal(tenantId: string): number {
+    return this.reservedByTenant.get(tenantId) ?? 0;
   }
 
   async fetchCode(codeSha256: string): Promise<Uint8Array | undefined> {
@@ -280,20 +373,24 @@ export class FunctionRegistry {
     tenantId: string,
     name: string,
     change: (current: FunctionRecord) => Promise<FunctionRecord>,
+    /**
+     * Code and configuration changes make a new revision (warm sandboxes of the
+     * old one are retired); settings such as reserved concurrency do not.
+     */
+    kind: "code-or-configuration" | "setting" = "code-or-configuration",
   ): Promise<FunctionRecord> {
     const key = storeKey(tenantId, name);
     for (let attempt = 1; ; attempt++) {
       const entry = FUNCTION_NAME.test(name) ? await this.functions.get(key) : undefined;
       if (!entry) throw notFound(name);
       const changed = await change(parseRecord(entry.value));
-      const record: FunctionRecord = {
-        ...changed,
-        revisionId: randomUUID(),
-        lastModified: lambdaTimestamp(new Date()),
-      };
+      const record: FunctionRecord =
+        kind === "code-or-configuration"
+          ? { ...changed, revisionId: randomUUID(), lastModified: lambdaTimestamp(new Date()) }
+          : changed;
       try {
-        await this.functions.update(key, encodeRecord(record), entry.revision);
-        this.remember(key, record);
+        const revision = await this.functions.update(key, encodeRecord(record), entry.revision);
+        this.remember(key, record, revision);
         return record;
       } catch (error) {
         if (!(error instanceof ConflictError) || attempt >= MAX_UPDATE_ATTEMPTS) {
