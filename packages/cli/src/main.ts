@@ -7,14 +7,23 @@ import { resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { connectNatsInfrastructure } from "@gust/bus";
 import { ConfigError } from "@gust/protocol";
+import type { Telemetry } from "@gust/telemetry";
 import { deploy } from "./deploy.js";
 import { DEFAULT_DEV_PORT, startDev } from "./dev.js";
 import { devCredentials, devCredentialsPath, devTenant } from "./dev-credentials.js";
+import { startHealthServer } from "./health-server.js";
 import { invoke } from "./invoke.js";
+import {
+  DEFAULT_FLEET_FRONTENDS,
+  DEFAULT_FLEET_PORT,
+  DEFAULT_FLEET_WORKERS,
+} from "./local-fleet.js";
+import { runLocalFleetCommand } from "./local-fleet-command.js";
 import {
   closeAll,
   startCoordinatorService,
   startFrontendService,
+  startServiceTelemetry,
   startWorkerService,
   type Service,
 } from "./services.js";
@@ -24,9 +33,17 @@ const USAGE = `Usage: gust <command> [options]
   dev          run frontend, worker and coordinator in one process (no server needed)
                  --host 127.0.0.1  --port ${DEFAULT_DEV_PORT}  --tenants FILE
                  --max-sandboxes N  --pool N (pre-initialized sandboxes)
-  frontend     serve the Lambda API in a fleet     --nats URL --host 0.0.0.0 --port 9000
+  frontend     serve the Lambda API in a fleet     --nats URL --host 0.0.0.0 --port 9000 --id ID
+                 (GET /healthz and /readyz answer without credentials)
   worker       run sandboxes in a fleet            --nats URL --id ID --max-sandboxes N --pool N
   coordinator  load tenants into a fleet           --nats URL --tenants FILE
+                 worker and coordinator: --health-port N serves /healthz and /readyz
+                 on --host (default 0.0.0.0)
+  local-fleet  nats-server, coordinator, workers and frontends behind HAProxy, until Ctrl-C
+                 --host 127.0.0.1  --port ${DEFAULT_FLEET_PORT} (load balancer)  --frontends ${DEFAULT_FLEET_FRONTENDS}  --workers ${DEFAULT_FLEET_WORKERS}
+                 --frontend-port N (first frontend's; default --port + 1)  --nats URL
+                 --tenants FILE (default: a new tenant, credentials printed)
+                 --max-sandboxes N  --pool N (per worker)
   deploy DIR   zip DIR and create or update a function
                  --name NAME --runtime nodejs20.x --handler index.handler --timeout S
                  --memory MB --env KEY=VALUE (repeatable) --endpoint URL
@@ -34,6 +51,8 @@ const USAGE = `Usage: gust <command> [options]
                  --event (asynchronous)  --log (print the log tail)  --endpoint URL
 
 NATS URL defaults to $NATS_URL, else nats://127.0.0.1:4222.
+dev, frontend, worker, coordinator: --metrics-port N (or $GUST_METRICS_PORT) serves Prometheus
+metrics on /metrics; $OTEL_EXPORTER_OTLP_ENDPOINT (e.g. Jaeger's http://HOST:4318) exports traces.
 Credentials for deploy/invoke: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, else the dev
 credentials in ${devCredentialsPath()}. Endpoint: --endpoint, $GUST_ENDPOINT, else http://127.0.0.1:${DEFAULT_DEV_PORT}.
 `;
@@ -45,7 +64,12 @@ const OPTIONS = {
   nats: { type: "string" },
   id: { type: "string" },
   "max-sandboxes": { type: "string" },
+  "health-port": { type: "string" },
+  frontends: { type: "string" },
+  workers: { type: "string" },
+  "frontend-port": { type: "string" },
   pool: { type: "string" },
+  "metrics-port": { type: "string" },
   name: { type: "string" },
   runtime: { type: "string" },
   handler: { type: "string" },
@@ -86,6 +110,9 @@ function environment(pairs: string[] | undefined): Record<string, string> | unde
   return env;
 }
 
+/** This process's tracing and metrics, shut down (spans flushed) after its services. */
+let telemetry: Telemetry | undefined;
+
 /** Runs until SIGINT/SIGTERM, then closes the services in order. */
 function serveUntilSignal(close: () => Promise<void>): void {
   let closing = false;
@@ -93,13 +120,15 @@ function serveUntilSignal(close: () => Promise<void>): void {
     if (closing) process.exit(1);
     closing = true;
     process.stderr.write(`gust: ${signal}, shutting down\n`);
-    close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        process.stderr.write(`gust: error while shutting down: ${String(error)}\n`);
-        process.exit(1);
-      },
-    );
+    close()
+      .then(() => telemetry?.shutdown())
+      .then(
+        () => process.exit(0),
+        (error: unknown) => {
+          process.stderr.write(`gust: error while shutting down: ${String(error)}\n`);
+          process.exit(1);
+        },
+      );
   };
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGTERM", () => stop("SIGTERM"));
@@ -108,16 +137,29 @@ function serveUntilSignal(close: () => Promise<void>): void {
 async function runFleetService(
   values: Values,
   start: (infra: Awaited<ReturnType<typeof connectNatsInfrastructure>>) => Promise<Service>,
+  healthName?: string,
 ): Promise<void> {
+  const healthPort = integer(values["health-port"], "health-port");
   const infra = await connectNatsInfrastructure({ servers: natsUrl(values), name: "gust" });
-  let service: Service;
+  const services: Service[] = [];
   try {
-    service = await start(infra);
+    services.push(await start(infra));
+    if (healthPort !== undefined && healthName !== undefined) {
+      // Started last, so closed first: probes fail before the service goes.
+      services.push(
+        await startHealthServer({
+          host: values.host ?? "0.0.0.0",
+          port: healthPort,
+          service: healthName,
+          bus: infra.bus,
+        }),
+      );
+    }
   } catch (error) {
-    await infra.close();
+    await closeAll(services, infra);
     throw error;
   }
-  serveUntilSignal(() => closeAll([service], infra));
+  serveUntilSignal(() => closeAll(services, infra));
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -131,6 +173,14 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(USAGE);
     return;
   }
+  const metricsPort = integer(values["metrics-port"], "metrics-port");
+  // `gust dev` keeps to loopback unless --host says otherwise; so do its metrics.
+  const metricsHost = values.host ?? (command === "dev" ? "127.0.0.1" : undefined);
+  telemetry = await startServiceTelemetry(command, {
+    ...(metricsPort === undefined ? {} : { metricsPort }),
+    ...(metricsHost === undefined ? {} : { metricsHost }),
+    ...(values.id === undefined ? {} : { instanceId: values.id }),
+  });
   switch (command) {
     case "dev": {
       const credential = await devCredentials();
@@ -167,24 +217,53 @@ async function main(argv: string[]): Promise<void> {
         startFrontendService(infra, {
           host: values.host ?? "0.0.0.0",
           port: integer(values.port, "port") ?? DEFAULT_DEV_PORT,
+          ...(values.id === undefined ? {} : { frontend: { frontendId: values.id } }),
         }),
       );
     case "worker": {
       const maxSandboxes = integer(values["max-sandboxes"], "max-sandboxes");
       const pool = integer(values.pool, "pool");
-      return runFleetService(values, (infra) =>
-        startWorkerService(infra, {
-          ...(values.id === undefined ? {} : { workerId: values.id }),
-          ...(maxSandboxes === undefined ? {} : { maxSandboxes }),
-          ...(pool === undefined ? {} : { preinitializedPoolSize: pool }),
-        }),
+      return runFleetService(
+        values,
+        (infra) =>
+          startWorkerService(infra, {
+            ...(values.id === undefined ? {} : { workerId: values.id }),
+            ...(maxSandboxes === undefined ? {} : { maxSandboxes }),
+            ...(pool === undefined ? {} : { preinitializedPoolSize: pool }),
+          }),
+        values.id === undefined ? "worker" : `worker ${values.id}`,
       );
     }
     case "coordinator": {
       if (values.tenants === undefined)
         throw new ConfigError("gust coordinator needs --tenants FILE");
       const tenantsFile = values.tenants;
-      return runFleetService(values, (infra) => startCoordinatorService(infra, { tenantsFile }));
+      return runFleetService(
+        values,
+        (infra) => startCoordinatorService(infra, { tenantsFile }),
+        "coordinator",
+      );
+    }
+    case "local-fleet": {
+      const port = integer(values.port, "port");
+      const frontends = integer(values.frontends, "frontends");
+      const workers = integer(values.workers, "workers");
+      const frontendBasePort = integer(values["frontend-port"], "frontend-port");
+      const maxSandboxes = integer(values["max-sandboxes"], "max-sandboxes");
+      const pool = integer(values.pool, "pool");
+      return runLocalFleetCommand({
+        ...(values.host === undefined ? {} : { host: values.host }),
+        ...(port === undefined ? {} : { port }),
+        ...(frontends === undefined ? {} : { frontends }),
+        ...(workers === undefined ? {} : { workers }),
+        ...(frontendBasePort === undefined ? {} : { frontendBasePort }),
+        ...(values.nats === undefined ? {} : { natsUrl: values.nats }),
+        ...(values.tenants === undefined
+          ? {}
+          : { tenantsFile: resolve(process.env["INIT_CWD"] ?? process.cwd(), values.tenants) }),
+        ...(maxSandboxes === undefined ? {} : { maxSandboxes }),
+        ...(pool === undefined ? {} : { pool }),
+      });
     }
     case "deploy": {
       const [dir] = positionals;

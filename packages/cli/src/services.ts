@@ -8,7 +8,7 @@ import { startCoordinator, type Coordinator, type CoordinatorOptions } from "@gu
 import { createFrontend, serveFrontend, type FrontendOptions } from "@gust/frontend";
 import { Buckets } from "@gust/protocol";
 import { FunctionRegistry, TenantDirectory } from "@gust/registry";
-import { createLogger } from "@gust/telemetry";
+import { createLogger, startTelemetry, type Telemetry } from "@gust/telemetry";
 import { startWorker, type Worker, type WorkerOptions } from "@gust/worker";
 
 export interface Service {
@@ -91,6 +91,43 @@ export async function startCoordinatorService(
 ): Promise<CoordinatorService> {
   const coordinator = await startCoordinator(infra, options);
   return { coordinator, close: () => coordinator.close() };
+}
+
+/** `service.name` of each `gust` command that runs services, as traces and metrics show it. */
+export const SERVICE_NAMES: Readonly<Record<string, string>> = {
+  dev: "gust-dev",
+  frontend: "gust-frontend",
+  worker: "gust-worker",
+  coordinator: "gust-coordinator",
+};
+
+export interface ServiceTelemetryOptions {
+  /** Serve Prometheus metrics here (else GUST_METRICS_PORT, else none). */
+  metricsPort?: number;
+  /** @default GUST_METRICS_HOST, else 0.0.0.0 */
+  metricsHost?: string;
+  /** `service.instance.id`, e.g. the worker's --id. */
+  instanceId?: string;
+}
+
+/**
+ * OpenTelemetry for a process running `gust <command>`, started once before
+ * its services: spans to OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set,
+ * Prometheus metrics with a metrics port. Undefined for a command that runs
+ * no service (deploy, invoke, …).
+ */
+export async function startServiceTelemetry(
+  command: string,
+  options: ServiceTelemetryOptions = {},
+): Promise<Telemetry | undefined> {
+  const serviceName = Object.hasOwn(SERVICE_NAMES, command) ? SERVICE_NAMES[command] : undefined;
+  if (serviceName === undefined) return undefined;
+  return startTelemetry({
+    serviceName,
+    ...(options.metricsPort === undefined ? {} : { metricsPort: options.metricsPort }),
+    ...(options.metricsHost === undefined ? {} : { metricsHost: options.metricsHost }),
+    ...(options.instanceId === undefined ? {} : { serviceInstanceId: options.instanceId }),
+  });
 }
 
 /** Closes services in reverse order of start, then the infrastructure. */

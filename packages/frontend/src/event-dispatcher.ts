@@ -23,11 +23,24 @@
  * have run, and counting it keeps the total at 3 or fewer (Lambda promises at
  * least once, so a retry that was never needed is allowed; a 4th is not).
  * Enqueue-then-ack may duplicate an event if the ack fails, never lose it.
+ *
+ * Tracing: the job's headers carry the trace context of the Invoke request
+ * that queued it (and a requeued copy keeps it), so each delivery's
+ * `gust.event.dispatch` span joins the trace of that request.
  */
 import type { Consumer, QueueJob, WorkQueue } from "@gust/bus";
 import { BusHeaders, decodeAs, encode, Subjects, type EventInvocation } from "@gust/protocol";
 import type { FunctionRegistry, TenantDirectory } from "@gust/registry";
-import type { Logger } from "@gust/telemetry";
+import {
+  endSpan,
+  SpanAttributes,
+  SpanKind,
+  SpanNames,
+  startMessageSpan,
+  traceHeadersOf,
+  type Logger,
+  type Span,
+} from "@gust/telemetry";
 import { isCapacityShortage, type Invoker } from "./invoker.js";
 
 export const EVENT_ATTEMPTS_HEADER = "gust-event-attempts";
@@ -120,14 +133,22 @@ export class EventDispatcher {
       },
       Math.max(50, Math.floor(this.options.ackWaitMs / 2)),
     );
+    const span = startMessageSpan(SpanNames.eventDispatch, SpanKind.CONSUMER, job.headers);
+    span?.setAttribute(SpanAttributes.tenantId, event.tenantId);
+    span?.setAttribute(SpanAttributes.functionName, event.functionName);
+    span?.setAttribute(SpanAttributes.requestId, event.requestId);
+    span?.setAttribute(SpanAttributes.invocationType, "Event");
+    let failure: unknown;
     try {
-      await this.run(job, event);
+      await this.run(job, event, span);
     } catch (error) {
       // run() handles its own failures; this is a fault in Gust. The job is
       // left unacked and comes back after ackWaitMs.
+      failure = error;
       logger.error("event dispatch failed", { requestId: event.requestId, error });
     } finally {
       clearInterval(keepAlive);
+      endSpan(span, failure);
     }
   }
 
@@ -135,13 +156,14 @@ export class EventDispatcher {
     return this.now() - event.enqueuedAt > this.options.maxEventAgeMs;
   }
 
-  private async run(job: QueueJob, event: EventInvocation): Promise<void> {
+  private async run(job: QueueJob, event: EventInvocation, span: Span | undefined): Promise<void> {
     const logger = this.deps.logger.child({
       requestId: event.requestId,
       tenantId: event.tenantId,
       functionName: event.functionName,
     });
     const attemptsBefore = priorAttempts(job);
+    span?.setAttribute(SpanAttributes.eventAttempt, attemptsBefore + 1);
     if (this.tooOld(event)) {
       logger.warn("dropping an event older than the maximum event age", {
         ageMs: this.now() - event.enqueuedAt,
@@ -173,6 +195,8 @@ export class EventDispatcher {
           fn,
           payload: event.payload,
           tailLog: false,
+          invocationType: "Event",
+          span,
           ...(event.traceId === undefined ? {} : { traceId: event.traceId }),
         });
         if (result.outcome === "success") {
@@ -228,6 +252,7 @@ export class EventDispatcher {
   ): Promise<void> {
     try {
       await this.deps.queue.enqueue(Subjects.events(event.tenantId), encode(event), {
+        ...traceHeadersOf(job.headers),
         [BusHeaders.requestId]: event.requestId,
         [EVENT_ATTEMPTS_HEADER]: String(attemptsBefore),
       });

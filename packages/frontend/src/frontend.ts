@@ -15,6 +15,7 @@ import { authentication } from "./authentication.js";
 import { registerConcurrencyApi } from "./concurrency-api.js";
 import { registerControlApi } from "./control-api.js";
 import { EventDispatcher } from "./event-dispatcher.js";
+import { mountHealthChecks } from "./health.js";
 import type { FrontendEnv, Services } from "./http-context.js";
 import { registerInvokeApi } from "./invoke-api.js";
 import { Invoker } from "./invoker.js";
@@ -87,6 +88,12 @@ export function createFrontend(
   };
 
   const app = new Hono<FrontendEnv>();
+  mountHealthChecks(app, {
+    bus: deps.bus,
+    workers,
+    frontendId: options.frontendId,
+    isStarted: () => started,
+  });
   app.use("*", authentication(services));
   registerControlApi(app, services);
   registerConcurrencyApi(app, services);

@@ -13,12 +13,22 @@ import {
   BusHeaders,
   encode,
   FunctionLimits,
+  LambdaApiError,
   LambdaHeaders,
   Outcomes,
   Subjects,
   type EventInvocation,
   type InvokeResult,
 } from "@gust/protocol";
+import {
+  endSpan,
+  failSpan,
+  SpanAttributes,
+  SpanNames,
+  startHttpServerSpan,
+  withTraceHeaders,
+  type Span,
+} from "@gust/telemetry";
 import type { Hono } from "hono";
 import { ApiErrors } from "./api-errors.js";
 import { utf8 } from "./body.js";
@@ -125,44 +135,81 @@ function invocationResponse(c: FrontendContext, result: InvokeResult, tail: bool
   return c.body(payload as Uint8Array<ArrayBuffer>, 200, headers);
 }
 
-export function registerInvokeApi(app: Hono<FrontendEnv>, services: Services): void {
-  app.post("/2015-03-31/functions/:name/invocations", async (c) => {
-    const tenant = c.get("tenant");
-    const requestId = c.get("requestId");
-    const invocationType = invocationTypeOf(c);
-    const tail = wantsTail(c);
-    const clientContext = clientContextOf(c);
-    const traceId = c.req.header(LambdaHeaders.traceId);
-    const { record } = await lookUpFunction(c, services);
-    const payload = payloadOf(c.get("body"));
+const INVOKE_ROUTE = "/2015-03-31/functions/:name/invocations";
 
-    if (invocationType === InvocationTypes.dryRun) return c.body(null, 204);
+/** The status the request ends with, on the frontend's span; a 5xx (Gust's fault) marks it failed. */
+function recordFailure(span: Span | undefined, error: unknown): void {
+  if (span === undefined) return;
+  const status = error instanceof LambdaApiError ? error.statusCode : 500;
+  span.setAttribute(SpanAttributes.httpStatusCode, status);
+  if (status >= 500) failSpan(span, error);
+}
 
-    if (invocationType === InvocationTypes.event) {
-      const event: EventInvocation = {
-        type: "event",
-        requestId,
-        tenantId: tenant.id,
-        functionName: record.name,
-        payload,
-        enqueuedAt: services.now(),
-        ...(traceId === undefined ? {} : { traceId }),
-      };
-      await services.eventQueue.enqueue(Subjects.events(tenant.id), encode(event), {
-        [BusHeaders.requestId]: requestId,
-      });
-      return c.body(null, 202);
-    }
+async function serveInvoke(
+  c: FrontendContext,
+  services: Services,
+  span: Span | undefined,
+): Promise<Response> {
+  const tenant = c.get("tenant");
+  const requestId = c.get("requestId");
+  span?.setAttribute(SpanAttributes.tenantId, tenant.id);
+  span?.setAttribute(SpanAttributes.requestId, requestId);
+  const invocationType = invocationTypeOf(c);
+  span?.setAttribute(SpanAttributes.invocationType, invocationType);
+  const tail = wantsTail(c);
+  const clientContext = clientContextOf(c);
+  const traceId = c.req.header(LambdaHeaders.traceId);
+  const { record } = await lookUpFunction(c, services);
+  span?.setAttribute(SpanAttributes.functionName, record.name);
+  const payload = payloadOf(c.get("body"));
 
-    const result = await services.invoker.invoke({
+  if (invocationType === InvocationTypes.dryRun) return c.body(null, 204);
+
+  if (invocationType === InvocationTypes.event) {
+    const event: EventInvocation = {
+      type: "event",
       requestId,
-      tenant,
-      fn: record,
+      tenantId: tenant.id,
+      functionName: record.name,
       payload,
-      tailLog: tail,
-      ...(clientContext === undefined ? {} : { clientContext }),
+      enqueuedAt: services.now(),
       ...(traceId === undefined ? {} : { traceId }),
-    });
-    return invocationResponse(c, result, tail);
+    };
+    // The queued event carries this span's context: its runs join this trace.
+    await services.eventQueue.enqueue(
+      Subjects.events(tenant.id),
+      encode(event),
+      withTraceHeaders(span, { [BusHeaders.requestId]: requestId }),
+    );
+    return c.body(null, 202);
+  }
+
+  const result = await services.invoker.invoke({
+    requestId,
+    tenant,
+    fn: record,
+    payload,
+    tailLog: tail,
+    invocationType,
+    ...(clientContext === undefined ? {} : { clientContext }),
+    ...(traceId === undefined ? {} : { traceId }),
+    span,
+  });
+  return invocationResponse(c, result, tail);
+}
+
+export function registerInvokeApi(app: Hono<FrontendEnv>, services: Services): void {
+  app.post(INVOKE_ROUTE, async (c) => {
+    const span = startHttpServerSpan(SpanNames.invoke, c.req.raw, INVOKE_ROUTE);
+    try {
+      const response = await serveInvoke(c, services, span);
+      span?.setAttribute(SpanAttributes.httpStatusCode, response.status);
+      return response;
+    } catch (error) {
+      recordFailure(span, error);
+      throw error;
+    } finally {
+      endSpan(span);
+    }
   });
 }

@@ -25,8 +25,20 @@ import {
   type SerializedError,
 } from "@gust/protocol";
 import type { Tenant } from "@gust/registry";
-import type { Logger } from "@gust/telemetry";
-import type { Admission } from "./admission.js";
+import {
+  countInflight,
+  countInvocation,
+  countThrottle,
+  endSpan,
+  SpanAttributes,
+  SpanKind,
+  SpanNames,
+  startChildSpan,
+  withTraceHeaders,
+  type Logger,
+  type Span,
+} from "@gust/telemetry";
+import type { Admission, Rejection, Ticket } from "./admission.js";
 import { throttled, ThrottleReasons } from "./api-errors.js";
 import type { WorkerDirectory } from "./worker-directory.js";
 
@@ -38,6 +50,41 @@ export interface Invocation {
   tailLog: boolean;
   clientContext?: string;
   traceId?: string;
+  /** RequestResponse or Event, for the invocation metrics. @default "RequestResponse" */
+  invocationType?: string;
+  /** The span the invocation is traced under: the Invoke request's, or the Event attempt's. */
+  span?: Span | undefined;
+}
+
+/**
+ * An admission decision as the span records it. An admission that knows the
+ * tenant's fleet share or temporary limit adds them to its Ticket and
+ * Rejection as `share` and `temporaryLimit`, and they show on the span.
+ */
+type TracedDecision = (Ticket | Rejection) & {
+  readonly share?: number;
+  readonly temporaryLimit?: number;
+};
+
+function recordAdmission(span: Span | undefined, decision: TracedDecision): void {
+  if (span === undefined) return;
+  if (decision.kind === "ticket") {
+    span.setAttribute(SpanAttributes.admissionDecision, "admitted");
+  } else {
+    span.setAttribute(SpanAttributes.admissionDecision, "throttled");
+    span.setAttribute(SpanAttributes.admissionReason, decision.reason);
+  }
+  if (typeof decision.share === "number") {
+    span.setAttribute(SpanAttributes.admissionShare, decision.share);
+  }
+  if (typeof decision.temporaryLimit === "number") {
+    span.setAttribute(SpanAttributes.temporaryLimit, decision.temporaryLimit);
+  }
+}
+
+/** What the invocation metrics count a failure as. */
+function failureOutcome(error: unknown): string {
+  return error instanceof LambdaApiError && error.statusCode === 429 ? "throttled" : "error";
 }
 
 /** No worker is known, or none of those tried still listens. */
@@ -99,12 +146,30 @@ export class Invoker {
 
   /** Throws LambdaApiError: 429 when throttled, ServiceException when no worker could run it. */
   async invoke(invocation: Invocation): Promise<InvokeResult> {
-    const admitted = this.admission.tryAcquire(invocation.tenant, invocation.fn);
-    if (admitted.kind === "rejection") throw throttled(admitted.reason);
+    const { tenant, span } = invocation;
+    const invocationType = invocation.invocationType ?? "RequestResponse";
+    const admitted = this.admission.tryAcquire(tenant, invocation.fn);
+    recordAdmission(span, admitted);
+    if (admitted.kind === "rejection") {
+      countThrottle(tenant.id, admitted.reason);
+      countInvocation(tenant.id, invocationType, "throttled");
+      throw throttled(admitted.reason);
+    }
+    countInflight(tenant.id, 1);
+    let outcome = "error";
     try {
-      return await this.dispatch(invocation);
+      const result = await this.dispatch(invocation);
+      outcome = result.outcome;
+      span?.setAttribute(SpanAttributes.outcome, result.outcome);
+      span?.setAttribute(SpanAttributes.sandboxStart, result.startKind);
+      return result;
+    } catch (error) {
+      outcome = failureOutcome(error);
+      throw error;
     } finally {
       this.admission.release(admitted);
+      countInflight(tenant.id, -1);
+      countInvocation(tenant.id, invocationType, outcome);
     }
   }
 
@@ -142,11 +207,21 @@ export class Invoker {
 
     let workerSaidFull = false;
     for (const workerId of this.directory.candidates(fn, this.options.maxWorkerTries)) {
+      const subject = Subjects.invoke(workerId);
+      // One span per worker tried; the worker's span continues from its context.
+      const requestSpan = startChildSpan(SpanNames.workerRequest, invocation.span, SpanKind.CLIENT);
+      requestSpan?.setAttribute(SpanAttributes.workerId, workerId);
+      requestSpan?.setAttribute(SpanAttributes.messagingSystem, "nats");
+      requestSpan?.setAttribute(SpanAttributes.messagingDestination, subject);
       const claim = this.directory.claim(workerId, fn);
       let reply: BusMessage;
       try {
-        reply = await this.bus.request(Subjects.invoke(workerId), data, { timeoutMs, headers });
+        reply = await this.bus.request(subject, data, {
+          timeoutMs,
+          headers: withTraceHeaders(requestSpan, headers),
+        });
       } catch (error) {
+        endSpan(requestSpan, error);
         if (hasCode(error, "no-responders")) {
           this.directory.forget(workerId, "nobody answers on its subject");
           continue;
@@ -165,10 +240,12 @@ export class Invoker {
       try {
         message = decodeAs(reply.data, "invoke.result", "invoke.rejected");
       } catch (error) {
+        endSpan(requestSpan, error);
         this.logger.error("a worker's reply does not decode", { workerId, requestId, error });
         throw LambdaErrors.service("The worker's reply could not be read.");
       }
       if (message.requestId !== requestId) {
+        endSpan(requestSpan, "the reply is for another request");
         this.logger.error("a worker replied for another request", {
           workerId,
           requestId,
@@ -176,9 +253,13 @@ export class Invoker {
         });
         throw LambdaErrors.service("The worker's reply could not be read.");
       }
-      if (message.type === "invoke.result") return message;
+      if (message.type === "invoke.result") {
+        endSpan(requestSpan);
+        return message;
+      }
 
       const error = rebuildPeerError(message.error);
+      endSpan(requestSpan, error);
       if (error.retryable) {
         if (error.code === "capacity") workerSaidFull = true;
         this.logger.debug("worker declined an invocation; trying another", {
@@ -196,7 +277,10 @@ export class Invoker {
     // execution environment now is a throttle: 429 TooManyRequestsException,
     // which SDKs retry with backoff and the Event queue retries without
     // spending an attempt. A 500 would read as a fault of the request.
-    if (workerSaidFull) throw throttled(ThrottleReasons.concurrentInvocationLimitExceeded);
+    if (workerSaidFull) {
+      countThrottle(fn.tenantId, ThrottleReasons.concurrentInvocationLimitExceeded);
+      throw throttled(ThrottleReasons.concurrentInvocationLimitExceeded);
+    }
     throw new NoWorkerError();
   }
 }

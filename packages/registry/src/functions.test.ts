@@ -197,7 +197,13 @@ describe("FunctionRegistry", () => {
 
   it("keeps reserved concurrency within the tenant's maximum less 100, without a new revision", async () => {
     const small: Tenant = { ...tenant, maxConcurrency: 300 };
-    const a = await registry.create(small, "a", { runtime: "nodejs20.x", handler: "i.h" }, zip, code);
+    const a = await registry.create(
+      small,
+      "a",
+      { runtime: "nodejs20.x", handler: "i.h" },
+      zip,
+      code,
+    );
     await registry.create(small, "b", { runtime: "nodejs20.x", handler: "i.h" }, zip, code);
     const reserved = await registry.putReservedConcurrency(small, "a", 150);
     expect(reserved.reservedConcurrency).toBe(150);

@@ -11,8 +11,15 @@ import { randomBytes } from "node:crypto";
 import { rm } from "node:fs/promises";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
-import { GustError, Runtimes } from "@gust/protocol";
+import { GustError, Outcomes, Runtimes } from "@gust/protocol";
 import type { InvokeTarget, Runtime } from "@gust/protocol";
+import {
+  endSpan,
+  sandboxTraceContext,
+  SpanAttributes,
+  SpanNames,
+  startChildSpan,
+} from "@gust/telemetry";
 import type { Logger } from "@gust/telemetry";
 import { endLine, lambdaErrorPayload, logStreamName, reportLine, startLine } from "./lambda-log.js";
 import { fromInitFailure, fromInterruption, fromRuntime } from "./invocation-verdict.js";
@@ -301,7 +308,12 @@ export class ProcessSandbox implements Sandbox {
     invocation: SandboxInvocation,
   ): Promise<SandboxResult> {
     const { requestId } = invocation;
+    // A sandbox still loading its function (cold or just assigned) shows that wait as its own span.
+    const initSpan = this.#ready.settled
+      ? undefined
+      : startChildSpan(SpanNames.sandboxInit, invocation.parentSpan);
     const init = await this.#awaitInit();
+    if (initSpan !== undefined) endSpan(initSpan, init.kind === "ready" ? undefined : init.kind);
     const initDurationMs = this.#initReported
       ? undefined
       : (this.#initDurationMs ?? performance.now() - this.#initStartedAt);
@@ -330,13 +342,20 @@ export class ProcessSandbox implements Sandbox {
     void timer.promise.then(() => interruption.resolve({ kind: "timeout" }));
     this.#nextPoll = new Signal<void>();
     this.#awaitingResult = true;
+    // The handler's span; its context is what the runtime is handed, as Lambda hands
+    // X-Ray's, so a handler that traces continues this trace under it.
+    const handlerSpan = startChildSpan(SpanNames.handler, invocation.parentSpan);
+    const trace = handlerSpan === undefined ? undefined : sandboxTraceContext(handlerSpan);
+    const traceId = trace === undefined ? invocation.traceId : trace.xrayTraceId;
     const startedAt = performance.now();
     const delivered = api.deliver({
       requestId,
       payload: invocation.payload,
       deadlineMs: Date.now() + timeoutMs,
       functionArn: target.functionArn,
-      ...(invocation.traceId === undefined ? {} : { traceId: invocation.traceId }),
+      traceId,
+      traceparent: trace?.traceparent,
+      tracestate: trace?.tracestate,
       ...(invocation.clientContext === undefined
         ? {}
         : { clientContext: invocation.clientContext }),
@@ -359,6 +378,10 @@ export class ProcessSandbox implements Sandbox {
       settled.from === "runtime"
         ? fromRuntime(settled.outcome)
         : fromInterruption(requestId, settled.event, target.timeoutSec, new Date());
+    if (handlerSpan !== undefined) {
+      handlerSpan.setAttribute(SpanAttributes.outcome, verdict.outcome);
+      endSpan(handlerSpan, verdict.outcome === Outcomes.success ? undefined : verdict.outcome);
+    }
     const answered = settled.from === "runtime" && settled.outcome.kind !== "abandoned";
     if (answered && !this.#exitSignal.settled) await watchdog?.sample().catch(() => undefined);
     return this.#finish(invocation, target, verdict, {

@@ -12,7 +12,7 @@
 import http from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { FunctionLimits, GustError, RuntimeHeaders } from "@gust/protocol";
+import { BusHeaders, FunctionLimits, GustError, RuntimeHeaders } from "@gust/protocol";
 import type { Logger } from "@gust/telemetry";
 
 const API = "/2018-06-01/runtime";
@@ -28,7 +28,11 @@ export interface RuntimeInvocation {
   /** Epoch ms at which the function times out. */
   deadlineMs: number;
   functionArn: string;
-  traceId?: string;
+  /** X-Ray trace header, sent as Lambda-Runtime-Trace-Id. */
+  traceId?: string | undefined;
+  /** W3C trace context, sent as `traceparent` / `tracestate` for runtimes that use OpenTelemetry. */
+  traceparent?: string | undefined;
+  tracestate?: string | undefined;
   /** JSON text. */
   clientContext?: string;
 }
@@ -249,6 +253,12 @@ export class RuntimeApiServer {
       };
       if (invocation.traceId !== undefined && SAFE_HEADER_VALUE.test(invocation.traceId)) {
         headers[RuntimeHeaders.traceId] = invocation.traceId;
+      }
+      if (invocation.traceparent !== undefined) {
+        headers[BusHeaders.traceparent] = invocation.traceparent;
+        if (invocation.tracestate !== undefined && SAFE_HEADER_VALUE.test(invocation.tracestate)) {
+          headers[BusHeaders.tracestate] = invocation.tracestate;
+        }
       }
       if (
         invocation.clientContext !== undefined &&

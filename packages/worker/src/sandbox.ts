@@ -5,13 +5,17 @@
  * pool use a fake.
  */
 import type { InvokeTarget, Outcome } from "@gust/protocol";
+import type { Span } from "@gust/telemetry";
 
 export interface SandboxInvocation {
   requestId: string;
   payload: Uint8Array;
   /** Client context JSON text (already base64-decoded). */
   clientContext?: string;
+  /** X-Ray trace header the caller sent; handed on when the invocation is not traced. */
   traceId?: string;
+  /** The worker's span; the sandbox records its run as a child and hands that context on. */
+  parentSpan?: Span | undefined;
   /** Collect the invocation's log tail (costs a short wait for the runtime's output to drain). */
   tailLog: boolean;
 }

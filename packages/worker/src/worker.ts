@@ -31,8 +31,18 @@ import type {
   StartKind,
   WorkerHeartbeat,
 } from "@gust/protocol";
-import { createLogger } from "@gust/telemetry";
-import type { Logger } from "@gust/telemetry";
+import {
+  countSandboxStart,
+  createLogger,
+  endSpan,
+  observeSandboxes,
+  SpanAttributes,
+  SpanKind,
+  SpanNames,
+  startChildSpan,
+  startMessageSpan,
+} from "@gust/telemetry";
+import type { Logger, Span } from "@gust/telemetry";
 import { CodeCache } from "./code-cache.js";
 import type { CodeSource } from "./code-cache.js";
 import { EXECUTED_VERSION } from "./lambda-log.js";
@@ -137,6 +147,7 @@ class WorkerManager implements Worker {
   #subscription: Subscription | undefined;
   #discoverSubscription: Subscription | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
+  #stopObservingPool: (() => void) | undefined;
   #seq = 0;
   #inflight = 0;
   #draining = false;
@@ -175,6 +186,7 @@ class WorkerManager implements Worker {
       this.#options.heartbeatIntervalMs,
     );
     this.#heartbeatTimer.unref();
+    this.#stopObservingPool = observeSandboxes(this.id, () => this.#pool.stats());
     this.#logger.info("worker started", { baseDir: this.#parts.baseDir });
   }
 
@@ -230,24 +242,38 @@ class WorkerManager implements Worker {
       return;
     }
     this.#inflight++;
+    // Continues the trace whose context the frontend put in the request's headers.
+    const span = startMessageSpan(SpanNames.workerInvoke, SpanKind.SERVER, message.headers);
+    span?.setAttribute(SpanAttributes.workerId, this.id);
+    span?.setAttribute(SpanAttributes.requestId, request.requestId);
+    span?.setAttribute(SpanAttributes.tenantId, request.target.tenantId);
+    span?.setAttribute(SpanAttributes.functionName, request.target.name);
+    span?.setAttribute(SpanAttributes.runtime, request.target.runtime);
+    let reply: InvokeReply | undefined;
     try {
-      this.#reply(message, await this.#invoke(request));
+      reply = await this.#invoke(request, span);
+      this.#reply(message, reply);
     } finally {
+      if (span !== undefined) {
+        endSpan(span, reply?.type === "invoke.rejected" ? reply.error.message : undefined);
+      }
       this.#inflight--;
       if (this.#inflight === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
     }
   }
 
-  async #invoke(request: InvokeRequest): Promise<InvokeReply> {
+  async #invoke(request: InvokeRequest, span: Span | undefined): Promise<InvokeReply> {
     const { requestId, target } = request;
     const rejected = (error: unknown): InvokeReply => {
       this.#counts.rejected++;
       return { type: "invoke.rejected", requestId, error: serializeError(error) };
     };
     let lease;
+    const acquireSpan = startChildSpan(SpanNames.sandboxAcquire, span);
     try {
       lease = await this.#pool.acquire(target, () => this.#parts.code.get(target.codeSha256));
     } catch (error) {
+      endSpan(acquireSpan, error);
       if (!(error instanceof CapacityError)) {
         this.#logger.warn("no sandbox for an invocation", {
           requestId,
@@ -257,13 +283,20 @@ class WorkerManager implements Worker {
       }
       return rejected(error);
     }
+    acquireSpan?.setAttribute(SpanAttributes.sandboxStart, lease.startKind);
+    endSpan(acquireSpan);
+    span?.setAttribute(SpanAttributes.sandboxStart, lease.startKind);
+    span?.setAttribute(SpanAttributes.coldStart, lease.startKind !== "warm");
+    span?.setAttribute(SpanAttributes.sandboxId, lease.sandbox.id);
     this.#counts[lease.startKind]++;
+    countSandboxStart(lease.startKind);
     let result;
     try {
       result = await lease.sandbox.invoke({
         requestId,
         payload: request.payload,
         tailLog: request.tailLog,
+        parentSpan: span,
         ...(request.traceId === undefined ? {} : { traceId: request.traceId }),
         ...(request.clientContext === undefined
           ? {}
@@ -275,6 +308,7 @@ class WorkerManager implements Worker {
       return rejected(error);
     }
     this.#pool.release(lease, result.reusable);
+    span?.setAttribute(SpanAttributes.outcome, result.outcome);
     if (this.#closing) {
       // Its sandbox was killed under it; the outcome says nothing about the function.
       return rejected(
@@ -352,6 +386,7 @@ class WorkerManager implements Worker {
     await this.#untilIdle();
     clearInterval(this.#heartbeatTimer);
     await this.#pool.close();
+    this.#stopObservingPool?.();
     this.#announceGone();
     this.#logger.info("worker drained");
   }
@@ -360,6 +395,7 @@ class WorkerManager implements Worker {
     this.#closing = true;
     this.#draining = true;
     clearInterval(this.#heartbeatTimer);
+    this.#stopObservingPool?.();
     this.#subscription?.unsubscribe();
     this.#discoverSubscription?.unsubscribe();
     await this.#pool.close();

@@ -155,6 +155,22 @@ async function report(api: RuntimeApiClient, requestId: string, outcome: Outcome
   }
 }
 
+/**
+ * The invocation's trace context, where a handler's tracing library looks for
+ * it: `_X_AMZN_TRACE_ID` (X-Ray, as Lambda's Node runtime sets it) and
+ * `TRACEPARENT` / `TRACESTATE` (W3C, OpenTelemetry's environment carriers).
+ */
+function setTraceEnvironment(invocation: Invocation): void {
+  setOrDelete("_X_AMZN_TRACE_ID", invocation.traceId);
+  setOrDelete("TRACEPARENT", invocation.traceparent);
+  setOrDelete("TRACESTATE", invocation.tracestate);
+}
+
+function setOrDelete(name: string, value: string | undefined): void {
+  if (value === undefined) delete process.env[name];
+  else process.env[name] = value;
+}
+
 function parseEvent(invocation: Invocation): { event: unknown } | { error: unknown } {
   try {
     return { event: JSON.parse(invocation.body) as unknown };
@@ -177,8 +193,7 @@ async function serve(
     const current: Phase = { name: "invoke", requestId: invocation.requestId, reported: false };
     phase = current;
     setLogRequestId(invocation.requestId);
-    if (invocation.traceId === undefined) delete process.env["_X_AMZN_TRACE_ID"];
-    else process.env["_X_AMZN_TRACE_ID"] = invocation.traceId;
+    setTraceEnvironment(invocation);
 
     const parsed = parseEvent(invocation);
     const outcome: Outcome =

@@ -26,6 +26,9 @@ const Headers = {
   deadlineMs: "lambda-runtime-deadline-ms",
   functionArn: "lambda-runtime-invoked-function-arn",
   traceId: "lambda-runtime-trace-id",
+  /** W3C trace context, which Gust sends beside the X-Ray header. */
+  traceparent: "traceparent",
+  tracestate: "tracestate",
   clientContext: "lambda-runtime-client-context",
   cognitoIdentity: "lambda-runtime-cognito-identity",
   functionErrorType: "Lambda-Runtime-Function-Error-Type",
@@ -44,6 +47,8 @@ export interface Invocation {
   deadlineMs: number;
   invokedFunctionArn: string;
   traceId: string | undefined;
+  traceparent?: string | undefined;
+  tracestate?: string | undefined;
   clientContext: string | undefined;
   cognitoIdentity: string | undefined;
   /** The event as sent, JSON text. */
@@ -157,6 +162,8 @@ export class RuntimeApiClient {
       deadlineMs: Number.isFinite(deadline) ? deadline : Number.POSITIVE_INFINITY,
       invokedFunctionArn: single(reply.headers[Headers.functionArn]) ?? "",
       traceId: single(reply.headers[Headers.traceId]),
+      traceparent: single(reply.headers[Headers.traceparent]),
+      tracestate: single(reply.headers[Headers.tracestate]),
       clientContext: single(reply.headers[Headers.clientContext]),
       cognitoIdentity: single(reply.headers[Headers.cognitoIdentity]),
       body: reply.body,

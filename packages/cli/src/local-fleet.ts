@@ -1,0 +1,408 @@
+/**
+ * A whole fleet on one machine, as separate processes: nats-server with
+ * JetStream, the coordinator, workers, frontends and HAProxy in front of the
+ * frontends, health-checking each one's `/readyz`. `gust local-fleet` runs
+ * one for people; tests start one, kill pieces of it and watch the rest cope.
+ *
+ * Start order follows the dependencies: NATS, then the coordinator (it loads
+ * the tenants), then the workers, then the frontends (ready once they know a
+ * worker), then the load balancer, which is only opened to clients once it
+ * has seen every frontend pass its health check. Stop runs the other way, so
+ * nothing loses a peer it still needs while shutting down.
+ */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startNatsServer, type NatsServerHandle } from "@gust/bus";
+import { ConfigError, GustError } from "@gust/protocol";
+import type { TenantRecord } from "@gust/registry";
+import { devCredentials, devTenant } from "./dev-credentials.js";
+import { spawnGust, type GustProcess } from "./gust-process.js";
+import { DEFAULT_HEALTH_CHECK_INTERVAL_MS, startHaproxy, type HaproxyHandle } from "./haproxy.js";
+
+export interface LocalFleetOptions {
+  /** The load balancer's port; 0 picks a free one. @default DEFAULT_FLEET_PORT */
+  port?: number;
+  /** Where the load balancer listens. @default "127.0.0.1" */
+  host?: string;
+  /** @default DEFAULT_FLEET_FRONTENDS */
+  frontends?: number;
+  /** @default DEFAULT_FLEET_WORKERS */
+  workers?: number;
+  /**
+   * The first frontend's port; the others take the next ones. 0 lets each
+   * pick a free port. @default port + 1, or 0 when port is 0
+   */
+  frontendBasePort?: number;
+  /** An existing NATS server (with JetStream) to use instead of starting one. */
+  natsUrl?: string;
+  /** The coordinator's tenants file. @default a generated one with a fresh tenant */
+  tenantsFile?: string;
+  /** Sandboxes per worker. @default the worker's default */
+  maxSandboxes?: number;
+  /** Pre-initialized sandboxes per worker. @default the worker's default */
+  pool?: number;
+  /** More environment for every gust process, e.g. GUST_LOG_LEVEL or OTEL_EXPORTER_OTLP_ENDPOINT. */
+  env?: Record<string, string>;
+  /** How often HAProxy checks each frontend's /readyz. @default DEFAULT_HEALTH_CHECK_INTERVAL_MS */
+  healthCheckIntervalMs?: number;
+  /** For each start: a process's first log line, a frontend's readiness, HAProxy. @default DEFAULT_FLEET_START_TIMEOUT_MS */
+  startTimeoutMs?: number;
+  /** Every line the fleet's gust processes print, and the fleet's own notices. */
+  onLog?: (source: string, line: string) => void;
+  /** Aborting gives up a start in progress: what started is stopped, and the start rejects. */
+  signal?: AbortSignal;
+}
+
+export interface ResolvedLocalFleetOptions {
+  port: number;
+  host: string;
+  frontends: number;
+  workers: number;
+  frontendBasePort: number;
+  natsUrl: string | undefined;
+  tenantsFile: string | undefined;
+  maxSandboxes: number | undefined;
+  pool: number | undefined;
+  env: Record<string, string>;
+  healthCheckIntervalMs: number;
+  startTimeoutMs: number;
+  onLog: ((source: string, line: string) => void) | undefined;
+  signal: AbortSignal | undefined;
+}
+
+export const DEFAULT_FLEET_PORT = 9000;
+export const DEFAULT_FLEET_FRONTENDS = 3;
+export const DEFAULT_FLEET_WORKERS = 2;
+/** Generous: a loaded 2-core machine starts a dozen Node processes slowly. */
+export const DEFAULT_FLEET_START_TIMEOUT_MS = 60_000;
+
+function count(name: string, value: number | undefined, fallback: number, min: number): number {
+  const resolved = value ?? fallback;
+  if (!Number.isInteger(resolved) || resolved < min || resolved > 64) {
+    throw new ConfigError(
+      `local fleet option ${name} must be an integer from ${min} to 64, got ${String(value)}`,
+    );
+  }
+  return resolved;
+}
+
+function portNumber(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 0 || value > 65_535) {
+    throw new ConfigError(
+      `local fleet option ${name} must be a port from 0 to 65535, got ${String(value)}`,
+    );
+  }
+  return value;
+}
+
+export function resolveLocalFleetOptions(
+  options: LocalFleetOptions = {},
+): ResolvedLocalFleetOptions {
+  const port = portNumber("port", options.port ?? DEFAULT_FLEET_PORT);
+  const frontends = count("frontends", options.frontends, DEFAULT_FLEET_FRONTENDS, 1);
+  const frontendBasePort = portNumber(
+    "frontendBasePort",
+    options.frontendBasePort ?? (port === 0 ? 0 : port + 1),
+  );
+  if (frontendBasePort !== 0 && frontendBasePort + frontends - 1 > 65_535) {
+    throw new ConfigError(
+      `local fleet option frontendBasePort leaves no room for ${frontends} frontends`,
+    );
+  }
+  if (frontendBasePort !== 0 && port >= frontendBasePort && port < frontendBasePort + frontends) {
+    throw new ConfigError(`local fleet option port ${port} is also one of the frontends' ports`);
+  }
+  const interval = options.healthCheckIntervalMs ?? DEFAULT_HEALTH_CHECK_INTERVAL_MS;
+  if (!Number.isInteger(interval) || interval < 100) {
+    throw new ConfigError(
+      `local fleet option healthCheckIntervalMs must be an integer ≥ 100, got ${String(interval)}`,
+    );
+  }
+  const startTimeoutMs = options.startTimeoutMs ?? DEFAULT_FLEET_START_TIMEOUT_MS;
+  if (!Number.isFinite(startTimeoutMs) || startTimeoutMs <= 0) {
+    throw new ConfigError(
+      `local fleet option startTimeoutMs must be positive, got ${String(startTimeoutMs)}`,
+    );
+  }
+  return {
+    port,
+    host: options.host ?? "127.0.0.1",
+    frontends,
+    workers: count("workers", options.workers, DEFAULT_FLEET_WORKERS, 1),
+    frontendBasePort,
+    natsUrl: options.natsUrl,
+    tenantsFile: options.tenantsFile,
+    maxSandboxes: options.maxSandboxes,
+    pool: options.pool,
+    env: options.env ?? {},
+    healthCheckIntervalMs: interval,
+    startTimeoutMs,
+    onLog: options.onLog,
+    signal: options.signal,
+  };
+}
+
+/** One gust process of the fleet. A restart puts a new member in its place in the fleet's list. */
+export interface FleetMember {
+  readonly id: string;
+  readonly process: GustProcess;
+}
+
+export interface FleetFrontend extends FleetMember {
+  readonly port: number;
+  /** The frontend itself, bypassing the load balancer. */
+  readonly url: string;
+}
+
+export interface LocalFleet {
+  /** The load balancer: where clients go. */
+  readonly url: string;
+  readonly port: number;
+  readonly natsUrl: string;
+  /** The nats-server this fleet started (e.g. to restart it); undefined with `natsUrl`. */
+  readonly nats: NatsServerHandle | undefined;
+  readonly loadBalancer: HaproxyHandle;
+  readonly coordinator: FleetMember;
+  readonly workers: readonly FleetMember[];
+  readonly frontends: readonly FleetFrontend[];
+  /** The generated tenant; undefined when a tenants file was given. */
+  readonly tenant: TenantRecord | undefined;
+  readonly tenantsFile: string;
+  /** The fleet's temp dir (tenants, HAProxy config and socket); removed by stop(). */
+  readonly dir: string;
+  /**
+   * Stops the frontend if it still runs (SIGTERM), starts it again with its id
+   * and port, and waits until it is ready and the load balancer has it UP.
+   */
+  restartFrontend(id: string): Promise<FleetFrontend>;
+  /** Stops everything, load balancer first, and removes the temp dir. Idempotent. */
+  stop(): Promise<void>;
+}
+
+type FleetRole = "frontend" | "worker" | "coordinator";
+const STOP_ORDER: readonly FleetRole[] = ["frontend", "worker", "coordinator"];
+
+/** Children still running when this process exits are killed, so a crash leaks no fleet. */
+const liveProcesses = new Set<GustProcess>();
+let exitHookInstalled = false;
+function track(process_: GustProcess): void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once("exit", () => {
+      for (const live of liveProcesses) live.child.kill("SIGKILL");
+    });
+  }
+  liveProcesses.add(process_);
+  process_.child.once("exit", () => liveProcesses.delete(process_));
+}
+
+async function waitUntilReady(url: string, deadline: number, member: GustProcess): Promise<void> {
+  let last = "no answer";
+  while (Date.now() < deadline) {
+    if (member.child.exitCode !== null || member.child.signalCode !== null) {
+      throw new GustError(
+        `frontend exited before it was ready:\n${member.output()}`,
+        "local-fleet",
+      );
+    }
+    try {
+      const response = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2_000) });
+      last = `${response.status} ${await response.text()}`;
+      if (response.status === 200) return;
+    } catch (error) {
+      last = String(error);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new GustError(`frontend at ${url} not ready in time; last answer: ${last}`, "local-fleet");
+}
+
+async function generateTenantsFile(dir: string): Promise<{ file: string; tenant: TenantRecord }> {
+  // A fresh credential per fleet, kept beside the tenants file in the temp dir.
+  const tenant = devTenant(await devCredentials(join(dir, "credentials.json")));
+  const file = join(dir, "tenants.json");
+  await writeFile(file, `${JSON.stringify({ tenants: [tenant] }, null, 2)}\n`, { mode: 0o600 });
+  return { file, tenant };
+}
+
+export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<LocalFleet> {
+  const resolved = resolveLocalFleetOptions(options);
+  const dir = await mkdtemp(join(tmpdir(), "gust-fleet-"));
+  let nats: NatsServerHandle | undefined;
+  let loadBalancer: HaproxyHandle | undefined;
+  let coordinator: FleetMember | undefined;
+  const workers: FleetMember[] = [];
+  const frontends: FleetFrontend[] = [];
+  let stopping: Promise<void> | undefined;
+
+  // Every process started, restarted ones included, so stop() misses none.
+  const spawned: Array<{ role: FleetRole; process: GustProcess }> = [];
+
+  const notice = (line: string) => resolved.onLog?.("fleet", line);
+  const spawnMember = (role: FleetRole, id: string, args: string[]): GustProcess => {
+    const member = spawnGust(args, resolved.env);
+    track(member);
+    spawned.push({ role, process: member });
+    if (resolved.onLog) {
+      const onLog = resolved.onLog;
+      let pending = "";
+      member.child.stderr?.on("data", (chunk: Buffer) => {
+        pending += chunk.toString("utf8");
+        let newline: number;
+        while ((newline = pending.indexOf("\n")) >= 0) {
+          onLog(id, pending.slice(0, newline));
+          pending = pending.slice(newline + 1);
+        }
+      });
+    }
+    member.child.once("exit", (code, signal) => {
+      if (stopping === undefined) notice(`${id} exited (code ${code}, signal ${signal})`);
+    });
+    return member;
+  };
+
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      await loadBalancer?.stop();
+      for (const role of STOP_ORDER) {
+        await Promise.all(
+          spawned.filter((member) => member.role === role).map((member) => member.process.stop()),
+        );
+      }
+      await nats?.stop();
+      await rm(dir, { recursive: true, force: true });
+    })();
+    return stopping;
+  };
+
+  // Waits on child processes give way to an abort; stop() then ends those processes.
+  const aborted = new Promise<never>((_, reject) => {
+    const fail = () => reject(new GustError("the fleet's start was aborted", "aborted"));
+    if (resolved.signal?.aborted) fail();
+    else resolved.signal?.addEventListener("abort", fail, { once: true });
+  });
+  aborted.catch(() => undefined);
+  const abortable = <T>(promise: Promise<T>): Promise<T> => Promise.race([promise, aborted]);
+  const checkAborted = () => {
+    if (resolved.signal?.aborted) throw new GustError("the fleet's start was aborted", "aborted");
+  };
+
+  try {
+    const deadline = () => Date.now() + resolved.startTimeoutMs;
+    let natsUrl = resolved.natsUrl;
+    if (natsUrl === undefined) {
+      nats = await startNatsServer({ jetstream: true, startTimeoutMs: resolved.startTimeoutMs });
+      natsUrl = nats.url;
+    }
+    checkAborted();
+    const generated =
+      resolved.tenantsFile === undefined ? await generateTenantsFile(dir) : undefined;
+    const tenantsFile = resolved.tenantsFile ?? generated!.file;
+
+    coordinator = {
+      id: "coordinator",
+      process: spawnMember("coordinator", "coordinator", [
+        "coordinator",
+        "--nats",
+        natsUrl,
+        "--tenants",
+        tenantsFile,
+      ]),
+    };
+    await abortable(coordinator.process.waitForLog("coordinator started", resolved.startTimeoutMs));
+
+    for (let n = 1; n <= resolved.workers; n++) {
+      const id = `w${n}`;
+      const args = ["worker", "--nats", natsUrl, "--id", id];
+      if (resolved.maxSandboxes !== undefined)
+        args.push("--max-sandboxes", String(resolved.maxSandboxes));
+      if (resolved.pool !== undefined) args.push("--pool", String(resolved.pool));
+      workers.push({ id, process: spawnMember("worker", id, args) });
+    }
+    await abortable(
+      Promise.all(
+        workers.map((worker) =>
+          worker.process.waitForLog("worker started", resolved.startTimeoutMs),
+        ),
+      ),
+    );
+
+    const startFrontend = async (id: string, port: number): Promise<FleetFrontend> => {
+      const member = spawnMember("frontend", id, [
+        "frontend",
+        "--nats",
+        natsUrl,
+        "--id",
+        id,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        String(port),
+      ]);
+      const listening = await member.waitForLog("frontend listening", resolved.startTimeoutMs);
+      const url = String(listening["url"]);
+      await waitUntilReady(url, deadline(), member);
+      return { id, process: member, url, port: Number(new URL(url).port) };
+    };
+    const started = await abortable(
+      Promise.all(
+        Array.from({ length: resolved.frontends }, (_, index) =>
+          startFrontend(
+            `fe${index + 1}`,
+            resolved.frontendBasePort === 0 ? 0 : resolved.frontendBasePort + index,
+          ),
+        ),
+      ),
+    );
+    frontends.push(...started);
+    checkAborted();
+
+    loadBalancer = await startHaproxy({
+      bindHost: resolved.host,
+      bindPort: resolved.port,
+      servers: frontends.map((frontend) => ({
+        name: frontend.id,
+        host: "127.0.0.1",
+        port: frontend.port,
+      })),
+      checkIntervalMs: resolved.healthCheckIntervalMs,
+      dir,
+      startTimeoutMs: resolved.startTimeoutMs,
+      ...(resolved.onLog === undefined
+        ? {}
+        : { onLog: (line: string) => resolved.onLog?.("haproxy", line) }),
+    });
+    await loadBalancer.waitForServersUp(undefined, resolved.startTimeoutMs);
+
+    const balancer = loadBalancer;
+    return {
+      url: balancer.url,
+      port: balancer.port,
+      natsUrl,
+      nats,
+      loadBalancer: balancer,
+      coordinator,
+      workers,
+      frontends,
+      tenant: generated?.tenant,
+      tenantsFile,
+      dir,
+      async restartFrontend(id) {
+        if (stopping !== undefined) throw new GustError("the fleet is stopping", "local-fleet");
+        const index = frontends.findIndex((frontend) => frontend.id === id);
+        const old = frontends[index];
+        if (old === undefined) throw new ConfigError(`no frontend ${id} in this fleet`);
+        await old.process.stop();
+        const fresh = await startFrontend(id, old.port);
+        frontends[index] = fresh;
+        await balancer.waitForServersUp([id], resolved.startTimeoutMs);
+        return fresh;
+      },
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
