@@ -363,6 +363,29 @@ describe("admission and routing", () => {
     expect(await afterGone.json()).toBe("from c");
   });
 
+  it("turns to a worker that looked full when the one that looked best has vanished", async () => {
+    const h = await harness();
+    await h.createFunction("after-crash");
+    const record = (await h.registry.get(TENANT_A.id, "after-crash")) as FunctionRecord;
+    const key = functionKey(TENANT_A.id, "after-crash");
+    // The warm worker is the obvious choice; the other advertises no room at all.
+    const warm = await h.addWorker({
+      id: "w-warm",
+      warm: [{ functionKey: key, revisionId: record.revisionId, idle: 1, total: 1 }],
+      used: { sandboxes: 1, memoryMb: 128 },
+    });
+    await h.addWorker({
+      id: "w-busy",
+      capacity: { sandboxes: 1, memoryMb: 1024 },
+      used: { sandboxes: 1, memoryMb: 128 },
+      behaviour: () => answers.ok("from the busy one"),
+    });
+    warm.stop(); // killed: its heartbeat is still fresh, nobody listens on its subject
+    const response = await call(h.app, "POST", invokePath("after-crash"), {});
+    expect(response.status).toBe(200);
+    expect(await response.json()).toBe("from the busy one");
+  });
+
   it("prefers a worker with an idle warm sandbox of the function's revision", async () => {
     const h = await harness();
     await h.createFunction("warm-me");

@@ -206,7 +206,14 @@ export class Invoker {
     };
 
     let workerSaidFull = false;
-    for (const workerId of this.directory.candidates(fn, this.options.maxWorkerTries)) {
+    // The best candidate is chosen afresh after each failure, among workers not
+    // yet tried: a worker that vanished or is full must not use up the tries
+    // while another could run the invocation.
+    const tried = new Set<string>();
+    for (let attempt = 0; attempt < this.options.maxWorkerTries; attempt++) {
+      const [workerId] = this.directory.candidates(fn, 1, tried);
+      if (workerId === undefined) break;
+      tried.add(workerId);
       const subject = Subjects.invoke(workerId);
       // One span per worker tried; the worker's span continues from its context.
       const requestSpan = startChildSpan(SpanNames.workerRequest, invocation.span, SpanKind.CLIENT);

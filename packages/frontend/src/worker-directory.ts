@@ -241,13 +241,17 @@ export class WorkerDirectory {
     return freeSandboxes > 0 && freeMemoryMb >= fn.memoryMb;
   }
 
-  /** Workers to try for one invocation, best first, at most `limit`. */
-  candidates(fn: FunctionRecord, limit: number): string[] {
+  /** Workers to try for one invocation, best first, at most `limit`, none of `exclude`. */
+  candidates(
+    fn: FunctionRecord,
+    limit: number,
+    exclude: ReadonlySet<string> = new Set(),
+  ): string[] {
     this.prune();
     const key = functionKey(fn.tenantId, fn.name);
     const scored: { workerId: string; score: number; idle: number; room: boolean }[] = [];
     for (const [workerId, state] of this.workers) {
-      if (state.heartbeat.draining) continue;
+      if (state.heartbeat.draining || exclude.has(workerId)) continue;
       scored.push({
         workerId,
         score: rendezvousScore(workerId, key),
