@@ -1,0 +1,373 @@
+/**
+ * The admission controller a frontend holds, one per process: tenants'
+ * limits, reserved concurrency, the temporary limit, and this frontend's
+ * share of each, kept current from gossip. Pure and synchronous: the caller
+ * passes the clock (`now`, ms) into every call and carries the messages;
+ * nothing here does I/O, awaits or reads the time.
+ *
+ * Wiring: call `tryAdmit` per request and `release` when it ends; every
+ * gossip interval, publish `demandReport(now)` (call it even while cut off:
+ * it is also the controller's clock tick); hand every received report to
+ * `receiveReport`, loan messages to `receiveLoanMessage`, and connection
+ * changes to `connectivity`.
+ */
+import {
+  resolveAdmissionControllerOptions,
+  type AdmissionControllerOptions,
+  type LocalPoolState,
+  type TenantSettings,
+} from "./controller-options.js";
+import { ThrottleReasons, type Rejection, type Ticket } from "./decision.js";
+import { Lending } from "./lending.js";
+import { parseLoanMessage } from "./loans.js";
+import { FleetMode } from "./fleet-mode.js";
+import { PeerTable } from "./peers.js";
+import type { AdmissionPolicy } from "./policy.js";
+import { Pool, ShareModes, type ShareContext, type ShareMode } from "./pool.js";
+import {
+  DEMAND_REPORT_TYPE,
+  parseDemandReport,
+  poolKey,
+  type DemandReport,
+  type PoolDemand,
+} from "./report.js";
+import { buildSnapshot, type TenantSnapshot } from "./snapshot.js";
+import { checkMaxConcurrency, type AccountConcurrency } from "./tenant-limits.js";
+import { TenantPools, type TenantState } from "./tenant-pools.js";
+
+export class AdmissionController {
+  readonly frontendId: string;
+  readonly policy: AdmissionPolicy;
+  private readonly fleetMode: FleetMode;
+  private readonly lending: Lending;
+  private readonly tenants: TenantPools;
+  private readonly peers: PeerTable;
+  /** Pools whose share waits for peers to acknowledge a raise. */
+  private readonly held = new Set<Pool>();
+  private readonly tickets = new WeakMap<Ticket, Pool>();
+  private seq = 0;
+
+  constructor(options: AdmissionControllerOptions) {
+    const resolved = resolveAdmissionControllerOptions(options);
+    this.frontendId = resolved.frontendId;
+    this.policy = resolved.policy;
+    this.peers = new PeerTable(resolved.frontendId);
+    this.tenants = new TenantPools(this.policy);
+    this.fleetMode = new FleetMode(this.policy, resolved.standalone, resolved.fleetSizeHint);
+    this.lending = new Lending(resolved.frontendId, this.policy, resolved.sendLoanMessage, (pool) =>
+      this.settle(pool),
+    );
+  }
+
+  // ---- tenant configuration ------------------------------------------------
+
+  /** Create or update a tenant. Throws ConfigError for a maximum that is not a positive integer. */
+  setTenant(tenantId: string, settings: TenantSettings): void {
+    const max = checkMaxConcurrency(tenantId, settings.maxConcurrency);
+    const tenant = this.tenant(tenantId, undefined, max);
+    tenant.limits.setMaxConcurrency(max);
+    this.limitsChanged(tenant);
+  }
+
+  /** Forget a tenant (its invocations in flight still release cleanly). */
+  removeTenant(tenantId: string): void {
+    for (const pool of this.tenants.remove(tenantId)) this.held.delete(pool);
+  }
+
+  /**
+   * PutFunctionConcurrency (a number) / DeleteFunctionConcurrency (undefined).
+   * Throws Lambda's InvalidParameterValueException (a LambdaApiError) when
+   * the value is not a whole number ≥ 0 or would leave less than
+   * `minUnreserved` of the tenant's maximum unreserved.
+   */
+  setReservedConcurrency(
+    tenantId: string,
+    functionName: string,
+    reserved: number | undefined,
+  ): void {
+    const tenant = this.tenant(tenantId, undefined);
+    tenant.limits.setReservation(functionName, reserved);
+    const removed = this.tenants.reserve(tenant, functionName, reserved);
+    if (removed) this.held.delete(removed);
+    this.limitsChanged(tenant);
+  }
+
+  /** GetFunctionConcurrency: the reservation, or undefined when there is none. */
+  reservedConcurrency(tenantId: string, functionName: string): number | undefined {
+    return this.tenants.get(tenantId)?.limits.reservation(functionName);
+  }
+
+  /** GetAccountSettings' ConcurrentExecutions and UnreservedConcurrentExecutions. */
+  accountConcurrency(tenantId: string): AccountConcurrency {
+    const limits = this.tenants.get(tenantId)?.limits;
+    if (limits) return limits.accountConcurrency();
+    const max = this.policy.defaultMaxConcurrency;
+    return { concurrentExecutions: max, unreservedConcurrentExecutions: max };
+  }
+
+  // ---- the hot path ----------------------------------------------------------
+
+  /** Admit one invocation or say why not. O(1); never waits for anything. */
+  tryAdmit(tenantId: string, functionName: string, now: number): Ticket | Rejection {
+    const pool = this.tenants.poolFor(this.tenant(tenantId, now), functionName);
+    pool.meter.recordArrival(now);
+    return this.decide(pool, tenantId, functionName, now);
+  }
+
+  /**
+   * Decide again for a rejected invocation without counting it as a new
+   * arrival: after a rejection with `borrowing` set, once its retryAfterMs
+   * has passed, a loan may have arrived.
+   */
+  retryAdmit(rejection: Rejection, now: number): Ticket | Rejection {
+    const pool = this.tenants.poolFor(this.tenant(rejection.tenantId, now), rejection.functionName);
+    return this.decide(pool, rejection.tenantId, rejection.functionName, now);
+  }
+
+  private decide(
+    pool: Pool,
+    tenantId: string,
+    functionName: string,
+    now: number,
+  ): Ticket | Rejection {
+    if (pool.inflight < pool.share) {
+      pool.inflight++;
+      const ticket: Ticket = Object.freeze({
+        kind: "ticket",
+        tenantId,
+        functionName,
+        admittedAt: now,
+      });
+      this.tickets.set(ticket, pool);
+      this.lending.maybeBorrow(pool, now, this.mode(now));
+      return ticket;
+    }
+    this.lending.maybeBorrow(pool, now, this.mode(now));
+    const borrowing = pool.loans.isAsking(
+      now,
+      this.policy.loanTimeoutMs,
+      this.policy.loanBackoffMs,
+    );
+    return Object.freeze({
+      kind: "rejection",
+      tenantId,
+      functionName,
+      reason: pool.reserved
+        ? ThrottleReasons.reservedFunctionConcurrentInvocationLimitExceeded
+        : ThrottleReasons.concurrentInvocationLimitExceeded,
+      retryAfterMs: borrowing ? this.policy.loanRetryMs : this.retryAfter(pool),
+      borrowing,
+      share: pool.share,
+      inflight: pool.inflight,
+    });
+  }
+
+  /** The invocation behind a ticket ended. Releasing a ticket twice frees one slot. */
+  release(ticket: Ticket, now: number): void {
+    let pool = this.tickets.get(ticket);
+    if (!pool) return;
+    this.tickets.delete(ticket);
+    while (pool.mergedInto) pool = pool.mergedInto;
+    pool.inflight = Math.max(0, pool.inflight - 1);
+    pool.meter.recordCompletion(now - ticket.admittedAt);
+    if (pool.loans.borrowedTotal > 0 || pool.loans.hasDue) this.lending.returnLoans(pool);
+  }
+
+  // ---- gossip --------------------------------------------------------------------
+
+  /**
+   * The clock tick and the message to publish: closes the demand window,
+   * expires silent peers and loans, moves temporary limits, recomputes
+   * shares. Call every `policy.gossipIntervalMs`, connected or not.
+   */
+  demandReport(now: number): DemandReport {
+    const mode = this.mode(now);
+    if (mode === ShareModes.gossip || mode === ShareModes.rejoining) {
+      for (const peer of this.peers.expire(now, this.policy.peerExpiryIntervals)) {
+        this.lending.borrowerGone(peer.frontendId);
+      }
+    }
+    for (const pool of this.tenants.byKey.values()) pool.meter.tick(now, pool.inflight);
+    const context = this.shareContext(now);
+    const { loanLeaseMs, loanTimeoutMs, loanBackoffMs } = this.policy;
+    const entries: PoolDemand[] = [];
+    const seq = ++this.seq;
+    let oldestLoan: number | undefined;
+    for (const pool of this.tenants.byKey.values()) {
+      if (pool.temporaryLimit && mode !== ShareModes.disconnected) {
+        pool.temporaryLimit.update(now, this.fleetDemand(pool));
+      }
+      pool.loans.expire(now, loanLeaseMs, loanTimeoutMs, loanBackoffMs);
+      pool.recompute(context);
+      this.lending.returnLoans(pool);
+      const outstanding = pool.loans.oldestOutstanding();
+      if (outstanding !== undefined) oldestLoan = Math.min(oldestLoan ?? outstanding, outstanding);
+      pool.announce(seq, context.acknowledgedSeq);
+      this.track(pool, pool.settle(context.acknowledgedSeq));
+      const entry = pool.reportEntry();
+      if (entry) entries.push(entry);
+    }
+    return {
+      type: DEMAND_REPORT_TYPE,
+      frontendId: this.frontendId,
+      seq,
+      intervalMs: this.policy.gossipIntervalMs,
+      acks: this.peers.acks(),
+      loansSettledThrough: this.lending.settledThrough(oldestLoan),
+      pools: entries,
+    };
+  }
+
+  /**
+   * Take in a peer's report. Anything malformed, stale or our own is
+   * ignored (returns false); this never throws for what a peer sends.
+   */
+  receiveReport(value: unknown, now: number): boolean {
+    if (this.mode(now) === ShareModes.standalone) return false;
+    const report = parseDemandReport(value);
+    if (!report || report.frontendId === this.frontendId) return false;
+    const acknowledgedBefore = this.peers.acknowledgedByAll();
+    const previous = this.peers.receive(report, now);
+    if (!previous) return false;
+    this.lending.borrowerSettled(report.frontendId, report.loansSettledThrough);
+    const context = this.shareContext(now);
+    if (context.acknowledgedSeq !== acknowledgedBefore) {
+      for (const pool of [...this.held]) this.track(pool, pool.settle(context.acknowledgedSeq));
+    }
+    // Recompute the pools in the report and those that left it. A tenant
+    // first heard of from a peer is created; unknown reserved pools wait for
+    // this frontend's own configuration.
+    for (const [tenantId, functionName] of report.pools) {
+      const key = poolKey(tenantId, functionName);
+      const pool =
+        this.tenants.byKey.get(key) ??
+        (functionName === "" ? this.tenant(tenantId, now).unreserved : undefined);
+      if (pool) this.track(pool, pool.recompute(context));
+      previous.delete(key);
+    }
+    for (const key of previous.keys()) {
+      const pool = this.tenants.byKey.get(key);
+      if (pool) this.track(pool, pool.recompute(context));
+    }
+    return true;
+  }
+
+  /** The transport lost (false) or regained (true) its connection to the gossip bus. */
+  connectivity(connected: boolean, now: number): void {
+    if (!this.fleetMode.connectivity(connected, now, this.peers.size)) return;
+    if (!connected) {
+      for (const pool of this.tenants.byKey.values()) pool.loans.dropBorrowed();
+    } else {
+      this.peers.refreshAll(now);
+    }
+    this.recomputeAll(now);
+  }
+
+  // ---- loans -----------------------------------------------------------------------
+
+  /** Take in a loan message addressed to this frontend; anything else is ignored. */
+  receiveLoanMessage(value: unknown, now: number): void {
+    const message = parseLoanMessage(value);
+    if (!message || message.to !== this.frontendId || message.from === this.frontendId) return;
+    const pool = this.tenants.byKey.get(poolKey(message.tenantId, message.functionName));
+    this.lending.receive(message, pool, now, this.mode(now));
+  }
+
+  // ---- introspection ---------------------------------------------------------------
+
+  /** What an operator needs to see why a tenant's request was throttled. */
+  snapshot(tenantId: string, now: number): TenantSnapshot | undefined {
+    const tenant = this.tenants.get(tenantId);
+    if (!tenant) return undefined;
+    return buildSnapshot(
+      tenant.limits,
+      tenant.unreserved,
+      [...tenant.reserved.values()],
+      this.shareContext(now),
+    );
+  }
+
+  /** This frontend's view of one pool, cheaply ("" for the unreserved pool). */
+  localPool(tenantId: string, functionName = ""): LocalPoolState | undefined {
+    const tenant = this.tenants.get(tenantId);
+    if (!tenant) return undefined;
+    const pool = functionName === "" ? tenant.unreserved : tenant.reserved.get(functionName);
+    if (!pool) return undefined;
+    return {
+      limit: pool.limit,
+      share: pool.share,
+      baseShare: pool.baseShare,
+      inflight: pool.inflight,
+      demand: pool.meter.demand,
+    };
+  }
+
+  /** How this frontend decides shares right now (see fleet-mode.ts). */
+  mode(now?: number): ShareMode {
+    return this.fleetMode.at(now);
+  }
+
+  /** Live peers (other frontends heard within the expiry period). */
+  get peerCount(): number {
+    return this.peers.size;
+  }
+
+  // ---- internals --------------------------------------------------------------------
+
+  private tenant(
+    tenantId: string,
+    now: number | undefined,
+    max = this.policy.defaultMaxConcurrency,
+  ): TenantState {
+    const known = this.tenants.get(tenantId);
+    if (known) return known;
+    const tenant = this.tenants.create(tenantId, max);
+    this.track(tenant.unreserved, tenant.unreserved.recompute(this.shareContext(now)));
+    return tenant;
+  }
+
+  private limitsChanged(tenant: TenantState): void {
+    tenant.unreserved.temporaryLimit?.setCeiling(tenant.limits.unreserved);
+    const context = this.shareContext(undefined);
+    this.track(tenant.unreserved, tenant.unreserved.recompute(context));
+    for (const pool of tenant.reserved.values()) this.track(pool, pool.recompute(context));
+  }
+
+  private recomputeAll(now: number): void {
+    const context = this.shareContext(now);
+    for (const pool of this.tenants.byKey.values()) this.track(pool, pool.recompute(context));
+  }
+
+  private settle(pool: Pool): void {
+    this.track(pool, pool.settle(this.peers.acknowledgedByAll()));
+  }
+
+  private track(pool: Pool, held: boolean): void {
+    if (held) this.held.add(pool);
+    else this.held.delete(pool);
+  }
+
+  private shareContext(now: number | undefined): ShareContext {
+    const mode = this.mode(now);
+    return {
+      selfId: this.frontendId,
+      peers: this.peers.list(),
+      mode,
+      fallbackFleetSize: this.fleetMode.fleetSize(this.peers.size),
+      spareWeightFloor: this.policy.spareWeightFloor,
+      acknowledgedSeq: this.peers.acknowledgedByAll(),
+    };
+  }
+
+  private fleetDemand(pool: Pool): number {
+    let demand = pool.meter.demand;
+    for (const peer of this.peers.list()) demand += peer.pools.get(pool.key)?.[3] ?? 0;
+    return demand;
+  }
+
+  private retryAfter(pool: Pool): number {
+    if (pool.limit === 0) return this.policy.maxRetryAfterMs;
+    const soon = Math.min(this.policy.gossipIntervalMs, pool.meter.durationMs);
+    return Math.max(1, Math.min(this.policy.maxRetryAfterMs, Math.round(soon)));
+  }
+}

@@ -1,0 +1,237 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { AdmissionController } from "./controller.js";
+import { TestFleet } from "./test-fleet.js";
+
+const TICK = 100;
+const policy = { initialLimit: 1000, gossipIntervalMs: TICK };
+
+/** Each tick, frontend f receives perTick[f] requests that run for one tick. */
+function load(fleet: TestFleet, perTick: readonly number[], ticks: number): void {
+  for (let k = 0; k < ticks; k++) {
+    fleet.controllers.forEach((_c, f) => {
+      while (fleet.tickets[f]!.length > 0) fleet.release(f);
+      for (let i = 0; i < (perTick[f] ?? 0); i++) fleet.admit(f, "t");
+    });
+    fleet.now += TICK;
+    fleet.tickAll();
+    fleet.deliverAll();
+  }
+}
+
+const shares = (fleet: TestFleet) => fleet.controllers.map((c) => c.localPool("t")?.share ?? 0);
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+
+describe("gossip shares", () => {
+  it("split the limit by the traffic each frontend sees, and follow a shift within a second", () => {
+    const fleet = new TestFleet(3, policy);
+    load(fleet, [720, 135, 45], 30);
+    let s = shares(fleet);
+    expect(sum(s)).toBeLessThanOrEqual(1000);
+    expect(s[0]).toBeGreaterThanOrEqual(760);
+    expect(s[2]).toBeLessThan(80);
+    load(fleet, [45, 135, 720], 10);
+    s = shares(fleet);
+    expect(s[2]).toBeGreaterThanOrEqual(760);
+    expect(s[0]).toBeLessThan(80);
+    expect(sum(s)).toBeLessThanOrEqual(1000);
+  });
+
+  it("hand a silent frontend's share back to the others once it expires", () => {
+    const fleet = new TestFleet(3, policy);
+    load(fleet, [300, 300, 300], 20);
+    expect(shares(fleet)[0]).toBeLessThan(400);
+    // Frontend 2 dies: it neither ticks nor receives.
+    const living = [0, 1];
+    for (let k = 0; k < 12; k++) {
+      fleet.now += TICK;
+      for (const f of living) fleet.tick(f);
+      fleet.inFlight = fleet.inFlight.filter((m) => m.to !== 2);
+      fleet.deliverAll();
+    }
+    const s = shares(fleet);
+    expect(fleet.controller(0).peerCount).toBe(1);
+    expect(s[0]! + s[1]!).toBe(1000);
+  });
+
+  it("fall back to limit / known fleet size when cut off, never the whole limit, and recover", () => {
+    const fleet = new TestFleet(3, policy);
+    load(fleet, [700, 100, 100], 20);
+    const c = fleet.controller(0);
+    expect(c.localPool("t")!.share).toBeGreaterThan(700);
+    c.connectivity(false, fleet.now);
+    expect(c.mode(fleet.now)).toBe("disconnected");
+    expect(c.localPool("t")!.share).toBe(333);
+    expect(c.snapshot("t", fleet.now)?.fallbackFleetSize).toBe(3);
+    // Reconnected: conservative for one expiry period, then gossip again.
+    c.connectivity(true, fleet.now);
+    expect(c.mode(fleet.now)).toBe("rejoining");
+    expect(c.localPool("t")!.share).toBeLessThanOrEqual(333);
+    load(fleet, [700, 100, 100], 10);
+    expect(c.mode(fleet.now)).toBe("gossip");
+    expect(c.localPool("t")!.share).toBeGreaterThan(700);
+  });
+
+  it("a frontend that knows no peer still keeps back half the limit when cut off", () => {
+    const c = new AdmissionController({ frontendId: "alone", policy: { ...policy, minLimit: 1 } });
+    c.setTenant("t", { maxConcurrency: 1000 });
+    c.demandReport(0);
+    c.demandReport(10_000);
+    expect(c.localPool("t")!.share).toBe(1000);
+    c.connectivity(false, 10_000);
+    expect(c.localPool("t")!.share).toBe(500);
+  });
+
+  it("ignore malformed, stale and own reports without throwing", () => {
+    const fleet = new TestFleet(2, policy);
+    const c = fleet.controller(0);
+    fc.assert(
+      fc.property(fc.anything(), (junk) => {
+        expect(c.receiveReport(junk, 0)).toBe(false);
+        expect(() => c.receiveLoanMessage(junk, 0)).not.toThrow();
+      }),
+      { numRuns: 300 },
+    );
+    const first = fleet.controller(1).demandReport(100);
+    const second = fleet.controller(1).demandReport(200);
+    expect(c.receiveReport(second, 200)).toBe(true);
+    expect(c.receiveReport(first, 200)).toBe(false);
+    expect(c.receiveReport(c.demandReport(200), 200)).toBe(false);
+    // A bad pool entry is dropped, the rest of the report kept.
+    const mixed = {
+      ...fleet.controller(1).demandReport(300),
+      pools: [["t", "", 1, 2, 3, 4], ["t", 5], "x"],
+    };
+    expect(c.receiveReport(mixed, 300)).toBe(true);
+    expect(
+      c.snapshot("t", 300)?.unreserved.frontends.find((f) => f.frontendId === "fe-1")?.demand,
+    ).toBe(2);
+  });
+
+  it("report to operators what each frontend holds", () => {
+    const fleet = new TestFleet(3, policy);
+    load(fleet, [500, 200, 100], 20);
+    const snapshot = fleet.controller(1).snapshot("t", fleet.now)!;
+    expect(snapshot).toMatchObject({
+      tenantId: "t",
+      maxConcurrency: 1000,
+      temporaryLimit: 1000,
+      mode: "gossip",
+    });
+    expect(snapshot.unreserved.frontends.map((f) => [f.frontendId, f.self])).toEqual([
+      ["fe-0", false],
+      ["fe-1", true],
+      ["fe-2", false],
+    ]);
+    expect(sum(snapshot.unreserved.frontends.map((f) => f.share))).toBeLessThanOrEqual(1000);
+    expect(snapshot.unreserved.fleetInflight).toBe(800);
+  });
+});
+
+describe("fleet-wide safety", () => {
+  it("raises a share only after the peers acknowledged it, so a share given up is not taken twice", () => {
+    // Demand estimates that follow the last window exactly make the race easy to stage.
+    const exact = {
+      initialLimit: 10,
+      minLimit: 1,
+      gossipIntervalMs: TICK,
+      demandSmoothingMs: 1,
+      settledDemandSmoothingMs: 1,
+    };
+    const fleet = new TestFleet(2, exact);
+    fleet.controllers.forEach((c) => c.setTenant("t", { maxConcurrency: 10 }));
+    load(fleet, [4, 4], 10);
+    expect(shares(fleet)).toEqual([5, 5]);
+    // Frontend 0 goes quiet and says so; frontend 1 is busy and hears it.
+    while (fleet.tickets[0]!.length > 0) fleet.release(0);
+    while (fleet.tickets[1]!.length > 0) fleet.release(1);
+    fleet.now += TICK;
+    for (let i = 0; i < 9; i++) fleet.admit(1, "t");
+    fleet.tick(0);
+    fleet.inFlight = fleet.inFlight.filter((m) => m.to === 1);
+    fleet.deliverAll();
+    // Before frontend 0 hears back, its own traffic returns.
+    fleet.now += TICK;
+    for (let i = 0; i < 9; i++) fleet.admit(0, "t");
+    fleet.tick(1);
+    fleet.tick(0);
+    fleet.inFlight = [];
+    for (let i = 0; i < 9; i++) {
+      fleet.admit(0, "t");
+      fleet.admit(1, "t");
+    }
+    expect(fleet.fleetInflight()).toBeLessThanOrEqual(10);
+  });
+
+  const step = fc.oneof(
+    { weight: 6, arbitrary: fc.record({ kind: fc.constant("admit" as const), f: fc.nat(2) }) },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        kind: fc.constant("burst" as const),
+        f: fc.nat(2),
+        n: fc.integer({ min: 1, max: 10 }),
+      }),
+    },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant("settle" as const) }) },
+    {
+      weight: 4,
+      arbitrary: fc.record({ kind: fc.constant("release" as const), f: fc.nat(2), pick: fc.nat() }),
+    },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant("tick" as const), f: fc.nat(2) }) },
+    { weight: 4, arbitrary: fc.record({ kind: fc.constant("deliver" as const), pick: fc.nat() }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant("drop" as const), pick: fc.nat() }) },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        kind: fc.constant("wait" as const),
+        ms: fc.integer({ min: 1, max: 150 }),
+      }),
+    },
+  );
+
+  it("property: whatever the order, delay or loss of messages, the fleet never runs more than M", () => {
+    fc.assert(
+      fc.property(
+        fc.array(step, { minLength: 1, maxLength: 400 }),
+        fc.boolean(),
+        (steps, lending) => {
+          const max = 12;
+          const fleet = new TestFleet(
+            3,
+            {
+              initialLimit: max,
+              minLimit: 1,
+              gossipIntervalMs: 50,
+              demandSmoothingMs: 50,
+              settledDemandSmoothingMs: 100,
+            },
+            { lending },
+          );
+          fleet.controllers.forEach((c) => c.setTenant("t", { maxConcurrency: max }));
+          for (const s of steps) {
+            if (s.kind === "admit") {
+              const before = fleet.controller(s.f).localPool("t");
+              const decision = fleet.admit(s.f, "t");
+              if (decision.kind === "ticket" && before)
+                expect(before.inflight).toBeLessThan(before.share);
+            } else if (s.kind === "burst") for (let i = 0; i < s.n; i++) fleet.admit(s.f, "t");
+            else if (s.kind === "settle") {
+              fleet.now += 50;
+              fleet.tickAll();
+              fleet.deliverAll();
+            } else if (s.kind === "release") fleet.release(s.f, s.pick);
+            else if (s.kind === "tick") fleet.tick(s.f);
+            else if (s.kind === "deliver" && fleet.inFlight.length > 0)
+              fleet.deliver(s.pick % fleet.inFlight.length);
+            else if (s.kind === "drop" && fleet.inFlight.length > 0)
+              fleet.drop(s.pick % fleet.inFlight.length);
+            else if (s.kind === "wait") fleet.now += s.ms;
+            expect(fleet.fleetInflight()).toBeLessThanOrEqual(max);
+          }
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+});

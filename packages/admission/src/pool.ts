@@ -1,0 +1,282 @@
+/**
+ * A pool is what one limit covers: a tenant's unreserved concurrency (limit:
+ * the temporary limit T) or one function's reserved concurrency (limit: the
+ * reservation). Each frontend keeps, per pool, its local inflight count, its
+ * demand estimate, its loans and the share it enforces; the share is
+ * recomputed from the fleet's reports every interval and whenever a report
+ * arrives, so admission itself only compares two numbers.
+ */
+import { DemandMeter } from "./demand.js";
+import { LoanBook } from "./loans.js";
+import { compareIds, type Peer } from "./peers.js";
+import type { AdmissionPolicy } from "./policy.js";
+import { poolKey, type PoolDemand } from "./report.js";
+import { shareAt } from "./shares.js";
+import { TemporaryLimit } from "./temporary-limit.js";
+
+/** How a frontend currently decides its share. */
+export const ShareModes = {
+  /** From the peers' reports. */
+  gossip: "gossip",
+  /** Just started or reconnected: from reports, but at most limit / fleet size. */
+  rejoining: "rejoining",
+  /** Cut off from gossip: limit / last known fleet size. */
+  disconnected: "disconnected",
+  /** The only admission point (`gust dev`, a central counter): the whole limit. */
+  standalone: "standalone",
+} as const;
+export type ShareMode = (typeof ShareModes)[keyof typeof ShareModes];
+
+export interface ShareContext {
+  selfId: string;
+  peers: readonly Peer[];
+  mode: ShareMode;
+  /** Fleet size assumed when shares cannot come from reports. */
+  fallbackFleetSize: number;
+  spareWeightFloor: number;
+  /** The oldest of this frontend's reports every live peer has acknowledged; undefined when alone. */
+  acknowledgedSeq: number | undefined;
+}
+
+/** One frontend's place in a pool's split, as this frontend sees it. */
+export interface FleetEntry {
+  frontendId: string;
+  demand: number;
+  /** Slots held: reported by a peer (0 when idle in this pool), or this frontend's own. */
+  inflight: number;
+  /** Its claim (part of the split, loans excluded); NaN for a peer idle in this pool. */
+  share: number;
+  arrivals: number;
+}
+
+/** Demand below this (in executions) with nothing else going on is not worth reporting. */
+const ACTIVE_DEMAND = 0.01;
+
+/** Announcements kept per pool while unacknowledged; older ones fold into the oldest kept. */
+const MAX_ANNOUNCEMENTS = 32;
+
+export class Pool {
+  readonly key: string;
+  readonly meter: DemandMeter;
+  readonly loans = new LoanBook();
+  /** Set for the unreserved pool only. */
+  readonly temporaryLimit: TemporaryLimit | undefined;
+  reservation = 0;
+  inflight = 0;
+  /** This frontend's part of the split as it wants it now, before loans. */
+  target = 0;
+  /** The part of the split admission uses: `target`, held back until raises are acknowledged. */
+  baseShare = 0;
+  /** The bound admission enforces: baseShare − lent + borrowed. */
+  share = 0;
+  /** The peer that reported the most free slots, if any has one. */
+  bestLender: string | undefined;
+  /** Where this pool's invocations went when its reservation was removed. */
+  mergedInto: Pool | undefined;
+  /** (report seq, target) as announced in each report not yet acknowledged by every peer. */
+  private readonly announced: Array<{ seq: number; value: number }> = [];
+  private gossiping = false;
+
+  constructor(
+    readonly tenantId: string,
+    readonly functionName: string,
+    policy: AdmissionPolicy,
+    ceiling: number,
+  ) {
+    this.key = poolKey(tenantId, functionName);
+    this.meter = new DemandMeter(
+      policy.demandSmoothingMs,
+      policy.settledDemandSmoothingMs,
+      policy.initialDurationMs,
+    );
+    if (functionName === "") this.temporaryLimit = new TemporaryLimit(policy, ceiling);
+    else this.reservation = ceiling;
+  }
+
+  get reserved(): boolean {
+    return this.temporaryLimit === undefined;
+  }
+
+  /** The pool's whole limit, in slots: floor(T) or the reservation. */
+  get limit(): number {
+    return this.temporaryLimit ? Math.floor(this.temporaryLimit.value) : this.reservation;
+  }
+
+  /**
+   * What this frontend tells its peers it may use: its target. Loans do not
+   * change claims; a lent slot stays in its lender's claim.
+   */
+  get claim(): number {
+    return this.target;
+  }
+
+  /**
+   * Slots this frontend's claim is holding: its inflight, plus what it lent,
+   * less what runs on borrowed slots (those are charged to their lenders).
+   * Summed over the fleet, loans cancel out: the fleet's inflight.
+   */
+  get held(): number {
+    return Math.max(0, this.inflight + this.loans.lentTotal - this.loans.borrowedTotal);
+  }
+
+  /**
+   * Settle the enforced share. A share falls at once but rises only as far
+   * as every announcement peers may still be acting on allows: a peer that
+   * saw this frontend's lower claim may already have taken the difference.
+   * Borrowed slots count at once: their lender gave them up first.
+   * Returns true while a raise is held back.
+   */
+  settle(acknowledgedSeq: number | undefined): boolean {
+    let own = this.target;
+    if (this.gossiping && acknowledgedSeq !== undefined) {
+      for (const a of this.announced) if (a.seq >= acknowledgedSeq && a.value < own) own = a.value;
+    }
+    this.baseShare = own;
+    this.share = Math.max(0, own - this.loans.lentTotal + this.loans.borrowedTotal);
+    return own < this.target;
+  }
+
+  /** Record what report `seq` announces for this pool and forget what every peer has seen since. */
+  announce(seq: number, acknowledgedSeq: number | undefined): void {
+    const list = this.announced;
+    if (!this.gossiping || acknowledgedSeq === undefined) {
+      list.length = 0;
+      if (!this.gossiping) return;
+    }
+    while (list.length > 0 && (list[0]?.seq ?? 0) < (acknowledgedSeq ?? 0)) list.shift();
+    const last = list[list.length - 1];
+    // Equal neighbours merge exactly: the later one outlives the earlier.
+    if (last && last.value === this.target) last.seq = seq;
+    else list.push({ seq, value: this.target });
+    while (list.length > MAX_ANNOUNCEMENTS) {
+      const [first, second] = list;
+      if (!first || !second) break;
+      list.splice(0, 2, { seq: second.seq, value: Math.min(first.value, second.value) });
+    }
+  }
+
+  /** This pool's entry in the next gossip report, or undefined when it is idle here. */
+  reportEntry(): PoolDemand | undefined {
+    const meter = this.meter;
+    const active =
+      meter.lastArrivals > 0 ||
+      meter.demand >= ACTIVE_DEMAND ||
+      this.inflight > 0 ||
+      !this.loans.idle;
+    if (!active) return undefined;
+    const demand = Math.round(meter.demand * 100) / 100;
+    return [this.tenantId, this.functionName, meter.lastArrivals, demand, this.held, this.claim];
+  }
+
+  /** Every frontend's entry, sorted by id, and this frontend's index in it. */
+  fleet(context: ShareContext): { entries: FleetEntry[]; selfIndex: number } {
+    const entries: FleetEntry[] = [];
+    let selfIndex = -1;
+    const self: FleetEntry = {
+      frontendId: context.selfId,
+      demand: this.meter.demand,
+      inflight: this.held,
+      share: this.claim,
+      arrivals: this.meter.lastArrivals,
+    };
+    for (const peer of context.peers) {
+      if (selfIndex < 0 && compareIds(context.selfId, peer.frontendId) < 0) {
+        selfIndex = entries.length;
+        entries.push(self);
+      }
+      const entry = peer.pools.get(this.key);
+      entries.push({
+        frontendId: peer.frontendId,
+        demand: entry?.[3] ?? 0,
+        inflight: entry?.[4] ?? 0,
+        share: entry?.[5] ?? Number.NaN,
+        arrivals: entry?.[2] ?? 0,
+      });
+    }
+    if (selfIndex < 0) {
+      selfIndex = entries.length;
+      entries.push(self);
+    }
+    return { entries, selfIndex };
+  }
+
+  /** Recompute this frontend's target from the fleet's latest reports, then settle; true while a raise is held back. */
+  recompute(context: ShareContext): boolean {
+    const limit = this.limit;
+    this.bestLender = undefined;
+    this.gossiping = context.mode === ShareModes.gossip || context.mode === ShareModes.rejoining;
+    const fallback = Math.floor(limit / Math.max(1, context.fallbackFleetSize));
+    if (context.mode === ShareModes.standalone) {
+      this.target = limit;
+    } else if (context.mode === ShareModes.disconnected) {
+      this.target = fallback;
+    } else {
+      const self = this.fillFleet(context);
+      const n = context.peers.length + 1;
+      const floor = context.spareWeightFloor;
+      // What the others may use: their claims, or more while a peer still
+      // holds more than its claim (its share just shrank). A peer idle in
+      // this pool claims what the same split gives it.
+      let othersHold = 0;
+      let bestFree = 0;
+      for (let j = 0; j < n; j++) {
+        if (j === self) continue;
+        const reported = scratch.claim[j] ?? 0;
+        const claimed = Number.isNaN(reported)
+          ? shareAt(limit, scratch.demand, n, floor, j)
+          : reported;
+        const held = scratch.held[j] ?? 0;
+        othersHold += Math.max(claimed, held);
+        if (claimed - held >= 1 && claimed - held > bestFree) {
+          bestFree = claimed - held;
+          this.bestLender = context.peers[j < self ? j : j - 1]?.frontendId;
+        }
+      }
+      const room = limit - othersHold;
+      let target = Math.max(0, Math.min(shareAt(limit, scratch.demand, n, floor, self), room));
+      if (context.mode === ShareModes.rejoining) target = Math.min(target, fallback);
+      this.target = target;
+    }
+    return this.settle(context.acknowledgedSeq);
+  }
+
+  /**
+   * Lay the fleet's demand, held slots and claims for this pool out in the
+   * scratch arrays, sorted by frontend id (this frontend where its id
+   * sorts); returns this frontend's index. NaN claim: the peer is idle here.
+   */
+  private fillFleet(context: ShareContext): number {
+    const peers = context.peers;
+    growScratch(peers.length + 1);
+    let self = -1;
+    let k = 0;
+    for (const peer of peers) {
+      if (self < 0 && compareIds(context.selfId, peer.frontendId) < 0) self = k++;
+      const entry = peer.pools.get(this.key);
+      scratch.demand[k] = entry?.[3] ?? 0;
+      scratch.held[k] = entry?.[4] ?? 0;
+      scratch.claim[k] = entry ? entry[5] : Number.NaN;
+      k++;
+    }
+    if (self < 0) self = k;
+    scratch.demand[self] = this.meter.demand;
+    scratch.held[self] = this.held;
+    scratch.claim[self] = this.claim;
+    return self;
+  }
+}
+
+/** Reused across pools: recompute runs for every pool every interval and must not allocate. */
+const scratch = {
+  demand: new Float64Array(16),
+  held: new Float64Array(16),
+  claim: new Float64Array(16),
+};
+
+function growScratch(size: number): void {
+  if (scratch.demand.length >= size) return;
+  const length = Math.max(size, scratch.demand.length * 2);
+  scratch.demand = new Float64Array(length);
+  scratch.held = new Float64Array(length);
+  scratch.claim = new Float64Array(length);
+}
