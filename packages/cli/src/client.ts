@@ -14,7 +14,8 @@ export interface ClientOptions {
   region?: string;
 }
 
-async function credentials(): Promise<{ accessKeyId: string; secretAccessKey: string }> {
+/** From the environment, else the dev credentials file. */
+export async function credentials(): Promise<{ accessKeyId: string; secretAccessKey: string }> {
   const accessKeyId = process.env["AWS_ACCESS_KEY_ID"];
   const secretAccessKey = process.env["AWS_SECRET_ACCESS_KEY"];
   if (accessKeyId && secretAccessKey) return { accessKeyId, secretAccessKey };

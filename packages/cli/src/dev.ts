@@ -51,7 +51,8 @@ export async function startDev(options: DevOptions = {}): Promise<DevServer> {
     const frontend = await startFrontendService(infra, {
       host: options.host ?? "127.0.0.1",
       port: options.port ?? DEFAULT_DEV_PORT,
-      ...(options.frontend === undefined ? {} : { frontend: options.frontend }),
+      // The only frontend: it admits each tenant's whole limit, without gossip.
+      frontend: { standalone: true, ...options.frontend },
     });
     services.push(frontend);
     return { url: frontend.url, port: frontend.port, close: () => closeAll(services, infra) };

@@ -14,7 +14,11 @@ export interface GustProcess {
   waitForLog(message: string, timeoutMs?: number): Promise<Record<string, unknown>>;
   /** Everything the process printed so far, stdout and stderr. */
   output(): string;
-  stop(signal?: NodeJS.Signals): Promise<void>;
+  /**
+   * Sends the signal (SIGTERM: drain, then exit; SIGINT: exit now) and waits
+   * for the exit, killing the process after `graceMs`. @default graceMs 10000
+   */
+  stop(signal?: NodeJS.Signals, graceMs?: number): Promise<void>;
 }
 
 export function spawnGust(args: string[], env: Record<string, string> = {}): GustProcess {
@@ -75,9 +79,9 @@ export function spawnGust(args: string[], env: Record<string, string> = {}): Gus
         });
       });
     },
-    async stop(signal = "SIGTERM") {
+    async stop(signal = "SIGTERM", graceMs = 10_000) {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
       await exited;
       clearTimeout(timer);
     },

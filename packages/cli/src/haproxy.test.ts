@@ -31,6 +31,24 @@ describe("haproxyConfig", () => {
     expect(config).toContain("http-response set-header X-Gust-Frontend %[srv_name]");
   });
 
+  it("retries only connection failures, each on another frontend, over one connection per request", () => {
+    const config = haproxyConfig({ bindHost: "127.0.0.1", bindPort: 9000, servers });
+    expect(config).toContain("option redispatch 1");
+    expect(config).toContain("option http-server-close");
+    expect(config).not.toMatch(/retry-on/);
+  });
+
+  it("answers its own errors in Lambda's ServiceException shape", () => {
+    const config = haproxyConfig({ bindHost: "127.0.0.1", bindPort: 9000, servers });
+    for (const status of [502, 503, 504]) {
+      const line = config.split("\n").find((l) => l.includes(`http-error status ${status} `));
+      expect(line, `http-error ${status}`).toBeDefined();
+      expect(line).toContain("hdr x-amzn-ErrorType ServiceException");
+      const body = /string '(.*)'$/.exec(line!)?.[1];
+      expect(JSON.parse(body!)).toMatchObject({ Type: "Service" });
+    }
+  });
+
   it("rejects what would make a broken config", () => {
     expect(() => haproxyConfig({ bindHost: "127.0.0.1", bindPort: 9000, servers: [] })).toThrow(
       ConfigError,

@@ -7,9 +7,20 @@
  * Choices, and why:
  * - `balance leastconn`: invocations last from milliseconds to 15 minutes, so
  *   counting open requests spreads load better than taking turns.
- * - Retries only on connection failure (HAProxy's default `retry-on`), with
- *   `option redispatch` to try another frontend: a request that never reached
- *   a frontend is safe to resend, an Invoke that did reach one is not.
+ * - Retries only on connection failure (HAProxy's default `retry-on`), each
+ *   on another frontend (`option redispatch 1`): a request that never reached
+ *   a frontend is safe to resend, an Invoke that did reach one is not. A
+ *   frontend that drains (SIGTERM) turns unready, goes on serving until
+ *   HAProxy's checks have taken it out, and only then closes its port; a
+ *   request that races that close is refused at connect and goes elsewhere.
+ * - `option http-server-close`: one connection to a frontend per request. An
+ *   idle kept-alive connection can be closed by a frontend just as HAProxy
+ *   sends a request on it, and such a request cannot be told apart from one
+ *   the frontend took, so it could not be retried; a new loopback connection
+ *   per request costs little and leaves no idle ones.
+ * - Its own errors (no frontend up, a frontend gone mid-request, a timeout)
+ *   in Lambda's error shape, as a ServiceException, so an SDK reads them as
+ *   the retryable service errors they are instead of unparsable HTML.
  * - Client and server timeouts above Lambda's longest function timeout
  *   (900 s), so the load balancer never cuts a legitimate invocation.
  * - Each response says which frontend served it (X-Gust-Frontend), which
@@ -52,6 +63,18 @@ export const DEFAULT_HEALTH_CHECK_INTERVAL_MS = 1_000;
 /** Lambda's longest function timeout (900 s) plus a minute. */
 const REQUEST_TIMEOUT = "16m";
 
+/** What the load balancer itself answers, as Lambda's ServiceException (api-errors in @gust/frontend). */
+const BALANCER_ERRORS: ReadonlyArray<readonly [status: number, message: string]> = [
+  [502, "The frontend serving the request stopped before it answered. The function may have run."],
+  [503, "No frontend is available. Retry the request."],
+  [504, "The frontend did not answer in time. The function may have run."],
+];
+
+function balancerError(status: number, message: string): string {
+  const body = JSON.stringify({ Type: "Service", message });
+  return `  http-error status ${status} content-type application/json hdr x-amzn-ErrorType ServiceException string '${body}'`;
+}
+
 export function haproxyConfig(options: HaproxyConfigOptions): string {
   const interval = options.checkIntervalMs ?? DEFAULT_HEALTH_CHECK_INTERVAL_MS;
   if (!Number.isInteger(interval) || interval <= 0) {
@@ -74,7 +97,8 @@ export function haproxyConfig(options: HaproxyConfigOptions): string {
     "",
     "defaults",
     "  mode http",
-    "  option redispatch",
+    "  option http-server-close",
+    "  option redispatch 1",
     "  retries 3",
     "  timeout connect 5s",
     "  timeout http-request 60s",
@@ -82,6 +106,7 @@ export function haproxyConfig(options: HaproxyConfigOptions): string {
     `  timeout client ${REQUEST_TIMEOUT}`,
     `  timeout server ${REQUEST_TIMEOUT}`,
     "  timeout check 2s",
+    ...BALANCER_ERRORS.map(([status, message]) => balancerError(status, message)),
     "",
     "frontend gust",
     `  bind ${options.bindHost}:${options.bindPort}`,

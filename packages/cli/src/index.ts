@@ -10,10 +10,12 @@ export {
   startWorkerService,
   startCoordinatorService,
   closeAll,
+  drainAll,
 } from "./services.js";
 export { devCredentials, devTenant, DEV_TENANT_ID } from "./dev-credentials.js";
 export { deploy } from "./deploy.js";
 export { invoke } from "./invoke.js";
+export { fetchFleetStatus, formatFleetStatus } from "./fleet-command.js";
 export { spawnGust, GUST_MAIN } from "./gust-process.js";
 export {
   startLocalFleet,
@@ -22,6 +24,7 @@ export {
   DEFAULT_FLEET_FRONTENDS,
   DEFAULT_FLEET_WORKERS,
   DEFAULT_FLEET_START_TIMEOUT_MS,
+  drainDelayFor,
 } from "./local-fleet.js";
 export {
   startHaproxy,
@@ -45,6 +48,7 @@ export type {
 } from "./services.js";
 export type { DeployOptions } from "./deploy.js";
 export type { InvokeOptions, InvokeOutcome } from "./invoke.js";
+export type { FleetStatusOptions } from "./fleet-command.js";
 export type { GustProcess } from "./gust-process.js";
 export type {
   LocalFleet,

@@ -1,6 +1,10 @@
 import { ConfigError } from "@gust/protocol";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_FLEET_START_TIMEOUT_MS, resolveLocalFleetOptions } from "./local-fleet.js";
+import {
+  DEFAULT_FLEET_START_TIMEOUT_MS,
+  drainDelayFor,
+  resolveLocalFleetOptions,
+} from "./local-fleet.js";
 
 describe("resolveLocalFleetOptions", () => {
   it("defaults to three frontends on the ports after the load balancer's, and two workers", () => {
@@ -29,8 +33,20 @@ describe("resolveLocalFleetOptions", () => {
     [{ frontendBasePort: 65_535, frontends: 2 }, /no room/],
     [{ healthCheckIntervalMs: 10 }, /healthCheckIntervalMs/],
     [{ startTimeoutMs: 0 }, /startTimeoutMs/],
+    [{ drainTimeoutMs: -1 }, /drainTimeoutMs/],
   ])("rejects %o, naming the option", (options, message) => {
     expect(() => resolveLocalFleetOptions(options)).toThrow(ConfigError);
     expect(() => resolveLocalFleetOptions(options)).toThrow(message);
+  });
+});
+
+describe("drainDelayFor", () => {
+  it("outlasts HAProxy's two failed checks, by at least a second", () => {
+    expect(drainDelayFor(1_000)).toBe(3_000);
+    expect(drainDelayFor(250)).toBe(1_500);
+    expect(resolveLocalFleetOptions({ healthCheckIntervalMs: 2_000 }).drainDelayMs).toBe(6_000);
+    for (const interval of [100, 250, 1_000, 5_000]) {
+      expect(drainDelayFor(interval)).toBeGreaterThanOrEqual(2 * interval + 1_000);
+    }
   });
 });

@@ -9,11 +9,18 @@
  * worker), then the load balancer, which is only opened to clients once it
  * has seen every frontend pass its health check. Stop runs the other way, so
  * nothing loses a peer it still needs while shutting down.
+ *
+ * Restarting a frontend is a drain (SIGTERM): it turns unready, serves for
+ * `drainDelayMs` — long enough for HAProxy's health checks (two failures at
+ * `healthCheckIntervalMs`) to take it out — then refuses connections, which
+ * HAProxy retries on another frontend, and finishes what it has in progress.
+ * So a rolling restart fails no request.
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startNatsServer, type NatsServerHandle } from "@gust/bus";
+import { DEFAULT_DRAIN_TIMEOUT_MS } from "@gust/frontend";
 import { ConfigError, GustError } from "@gust/protocol";
 import type { TenantRecord } from "@gust/registry";
 import { devCredentials, devTenant } from "./dev-credentials.js";
@@ -46,6 +53,11 @@ export interface LocalFleetOptions {
   env?: Record<string, string>;
   /** How often HAProxy checks each frontend's /readyz. @default DEFAULT_HEALTH_CHECK_INTERVAL_MS */
   healthCheckIntervalMs?: number;
+  /**
+   * How long a draining frontend or worker (SIGTERM, restartFrontend) waits
+   * for the work in progress. @default DEFAULT_DRAIN_TIMEOUT_MS (from @gust/frontend)
+   */
+  drainTimeoutMs?: number;
   /** For each start: a process's first log line, a frontend's readiness, HAProxy. @default DEFAULT_FLEET_START_TIMEOUT_MS */
   startTimeoutMs?: number;
   /** Every line the fleet's gust processes print, and the fleet's own notices. */
@@ -66,6 +78,9 @@ export interface ResolvedLocalFleetOptions {
   pool: number | undefined;
   env: Record<string, string>;
   healthCheckIntervalMs: number;
+  /** A draining frontend's delay: derived from healthCheckIntervalMs (drainDelayFor). */
+  drainDelayMs: number;
+  drainTimeoutMs: number;
   startTimeoutMs: number;
   onLog: ((source: string, line: string) => void) | undefined;
   signal: AbortSignal | undefined;
@@ -76,6 +91,16 @@ export const DEFAULT_FLEET_FRONTENDS = 3;
 export const DEFAULT_FLEET_WORKERS = 2;
 /** Generous: a loaded 2-core machine starts a dozen Node processes slowly. */
 export const DEFAULT_FLEET_START_TIMEOUT_MS = 60_000;
+
+/**
+ * How long a draining frontend keeps serving: HAProxy marks it down after two
+ * failed checks (`fall 2`), at most two intervals after readiness turns 503,
+ * plus one more interval, and at least a second, for a check answered late
+ * on a busy machine.
+ */
+export function drainDelayFor(healthCheckIntervalMs: number): number {
+  return 2 * healthCheckIntervalMs + Math.max(healthCheckIntervalMs, 1_000);
+}
 
 function count(name: string, value: number | undefined, fallback: number, min: number): number {
   const resolved = value ?? fallback;
@@ -125,6 +150,12 @@ export function resolveLocalFleetOptions(
       `local fleet option startTimeoutMs must be positive, got ${String(startTimeoutMs)}`,
     );
   }
+  const drainTimeoutMs = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
+  if (!Number.isInteger(drainTimeoutMs) || drainTimeoutMs < 0) {
+    throw new ConfigError(
+      `local fleet option drainTimeoutMs must be a non-negative integer, got ${String(drainTimeoutMs)}`,
+    );
+  }
   return {
     port,
     host: options.host ?? "127.0.0.1",
@@ -137,6 +168,8 @@ export function resolveLocalFleetOptions(
     pool: options.pool,
     env: options.env ?? {},
     healthCheckIntervalMs: interval,
+    drainDelayMs: drainDelayFor(interval),
+    drainTimeoutMs,
     startTimeoutMs,
     onLog: options.onLog,
     signal: options.signal,
@@ -172,10 +205,17 @@ export interface LocalFleet {
   /** The fleet's temp dir (tenants, HAProxy config and socket); removed by stop(). */
   readonly dir: string;
   /**
-   * Stops the frontend if it still runs (SIGTERM), starts it again with its id
-   * and port, and waits until it is ready and the load balancer has it UP.
+   * Drains the frontend if it still runs (SIGTERM: see the module comment)
+   * and waits for its exit, starts it again with its id and port, and waits
+   * until it is ready and the load balancer has it UP.
    */
   restartFrontend(id: string): Promise<FleetFrontend>;
+  /**
+   * Drains the worker if it still runs (SIGTERM: it declines new invocations,
+   * which frontends then send to another worker, and finishes those it runs),
+   * waits for its exit and starts it again with its id.
+   */
+  restartWorker(id: string): Promise<FleetMember>;
   /** Stops everything, load balancer first, and removes the temp dir. Idempotent. */
   stop(): Promise<void>;
 }
@@ -262,12 +302,20 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     return member;
   };
 
+  // Past the drain delay and timeout, a process that has not exited is killed.
+  const drainGraceMs = resolved.drainDelayMs + resolved.drainTimeoutMs + 10_000;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       await loadBalancer?.stop();
       for (const role of STOP_ORDER) {
+        // The load balancer is gone and has let its requests finish: frontends
+        // have nobody to drain for and stop at once. Workers still drain, for
+        // Event invocations the frontends were running.
+        const signal = role === "frontend" ? "SIGINT" : "SIGTERM";
         await Promise.all(
-          spawned.filter((member) => member.role === role).map((member) => member.process.stop()),
+          spawned
+            .filter((member) => member.role === role)
+            .map((member) => member.process.stop(signal, drainGraceMs)),
         );
       }
       await nats?.stop();
@@ -312,14 +360,15 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     };
     await abortable(coordinator.process.waitForLog("coordinator started", resolved.startTimeoutMs));
 
-    for (let n = 1; n <= resolved.workers; n++) {
-      const id = `w${n}`;
+    const spawnWorker = (id: string): FleetMember => {
       const args = ["worker", "--nats", natsUrl, "--id", id];
+      args.push("--drain-timeout", String(resolved.drainTimeoutMs));
       if (resolved.maxSandboxes !== undefined)
         args.push("--max-sandboxes", String(resolved.maxSandboxes));
       if (resolved.pool !== undefined) args.push("--pool", String(resolved.pool));
-      workers.push({ id, process: spawnMember("worker", id, args) });
-    }
+      return { id, process: spawnMember("worker", id, args) };
+    };
+    for (let n = 1; n <= resolved.workers; n++) workers.push(spawnWorker(`w${n}`));
     await abortable(
       Promise.all(
         workers.map((worker) =>
@@ -339,6 +388,10 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
         "127.0.0.1",
         "--port",
         String(port),
+        "--drain-delay",
+        String(resolved.drainDelayMs),
+        "--drain-timeout",
+        String(resolved.drainTimeoutMs),
       ]);
       const listening = await member.waitForLog("frontend listening", resolved.startTimeoutMs);
       const url = String(listening["url"]);
@@ -393,10 +446,21 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
         const index = frontends.findIndex((frontend) => frontend.id === id);
         const old = frontends[index];
         if (old === undefined) throw new ConfigError(`no frontend ${id} in this fleet`);
-        await old.process.stop();
+        await old.process.stop("SIGTERM", drainGraceMs);
         const fresh = await startFrontend(id, old.port);
         frontends[index] = fresh;
         await balancer.waitForServersUp([id], resolved.startTimeoutMs);
+        return fresh;
+      },
+      async restartWorker(id) {
+        if (stopping !== undefined) throw new GustError("the fleet is stopping", "local-fleet");
+        const index = workers.findIndex((worker) => worker.id === id);
+        const old = workers[index];
+        if (old === undefined) throw new ConfigError(`no worker ${id} in this fleet`);
+        await old.process.stop("SIGTERM", drainGraceMs);
+        const fresh = spawnWorker(id);
+        await fresh.process.waitForLog("worker started", resolved.startTimeoutMs);
+        workers[index] = fresh;
         return fresh;
       },
       stop,

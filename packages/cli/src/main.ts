@@ -7,6 +7,7 @@ import { resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { connectNatsInfrastructure } from "@gust/bus";
 import { ConfigError } from "@gust/protocol";
+import type { DrainOptions } from "@gust/frontend";
 import type { Telemetry } from "@gust/telemetry";
 import { deploy } from "./deploy.js";
 import { DEFAULT_DEV_PORT, startDev } from "./dev.js";
@@ -18,9 +19,12 @@ import {
   DEFAULT_FLEET_PORT,
   DEFAULT_FLEET_WORKERS,
 } from "./local-fleet.js";
+import { fetchFleetStatus, formatFleetStatus } from "./fleet-command.js";
 import { runLocalFleetCommand } from "./local-fleet-command.js";
+import { runRuntimeCommand } from "./runtime-command.js";
 import {
   closeAll,
+  drainAll,
   startCoordinatorService,
   startFrontendService,
   startServiceTelemetry,
@@ -35,10 +39,16 @@ const USAGE = `Usage: gust <command> [options]
                  --max-sandboxes N  --pool N (pre-initialized sandboxes)
   frontend     serve the Lambda API in a fleet     --nats URL --host 0.0.0.0 --port 9000 --id ID
                  (GET /healthz and /readyz answer without credentials)
+                 $GUST_ADMIN_TOKEN (16+ characters) opens GET /gust/admin/concurrency
+                 (gust fleet) for every tenant; signed requests see their own
+                 --drain-delay MS (serve on after SIGTERM while the load balancer
+                 notices the failing /readyz; default 5000)
   worker       run sandboxes in a fleet            --nats URL --id ID --max-sandboxes N --pool N
   coordinator  load tenants into a fleet           --nats URL --tenants FILE
                  worker and coordinator: --health-port N serves /healthz and /readyz
                  on --host (default 0.0.0.0)
+                 frontend and worker: SIGTERM drains (take no new work, finish what runs,
+                 at most --drain-timeout MS, default 30000), then exits; SIGINT exits now
   local-fleet  nats-server, coordinator, workers and frontends behind HAProxy, until Ctrl-C
                  --host 127.0.0.1  --port ${DEFAULT_FLEET_PORT} (load balancer)  --frontends ${DEFAULT_FLEET_FRONTENDS}  --workers ${DEFAULT_FLEET_WORKERS}
                  --frontend-port N (first frontend's; default --port + 1)  --nats URL
@@ -49,6 +59,11 @@ const USAGE = `Usage: gust <command> [options]
                  --memory MB --env KEY=VALUE (repeatable) --endpoint URL
   invoke NAME [PAYLOAD]  invoke a function and print its response
                  --event (asynchronous)  --log (print the log tail)  --endpoint URL
+  fleet        each tenant's M, temporary limit T, fleet-wide inflight and every
+                 frontend's share, from one frontend   --tenant ID  --endpoint URL
+                 ($GUST_ADMIN_TOKEN: every tenant; else your credentials' tenant)
+  runtime list|add|default   runtime versions and each runtime's default, through a
+                 frontend's admin API ($GUST_ADMIN_TOKEN)   gust runtime --help
 
 NATS URL defaults to $NATS_URL, else nats://127.0.0.1:4222.
 dev, frontend, worker, coordinator: --metrics-port N (or $GUST_METRICS_PORT) serves Prometheus
@@ -70,6 +85,8 @@ const OPTIONS = {
   "frontend-port": { type: "string" },
   pool: { type: "string" },
   "metrics-port": { type: "string" },
+  "drain-delay": { type: "string" },
+  "drain-timeout": { type: "string" },
   name: { type: "string" },
   runtime: { type: "string" },
   handler: { type: "string" },
@@ -79,6 +96,7 @@ const OPTIONS = {
   endpoint: { type: "string" },
   event: { type: "boolean" },
   log: { type: "boolean" },
+  tenant: { type: "string" },
   help: { type: "boolean", short: "h" },
 } satisfies ParseArgsConfig["options"];
 
@@ -93,6 +111,11 @@ function integer(value: string | undefined, flag: string): number | undefined {
     throw new ConfigError(`--${flag} must be a non-negative integer, got ${value}`);
   }
   return parsed;
+}
+
+function adminToken(): string | undefined {
+  const token = process.env["GUST_ADMIN_TOKEN"];
+  return token === undefined || token === "" ? undefined : token;
 }
 
 function natsUrl(values: Values): string {
@@ -113,14 +136,22 @@ function environment(pairs: string[] | undefined): Record<string, string> | unde
 /** This process's tracing and metrics, shut down (spans flushed) after its services. */
 let telemetry: Telemetry | undefined;
 
-/** Runs until SIGINT/SIGTERM, then closes the services in order. */
-function serveUntilSignal(close: () => Promise<void>): void {
-  let closing = false;
-  const stop = (signal: string) => {
-    if (closing) process.exit(1);
-    closing = true;
-    process.stderr.write(`gust: ${signal}, shutting down\n`);
-    close()
+/**
+ * Runs until a signal, then closes the services in order and exits 0.
+ *
+ * SIGTERM, what Kubernetes and a rolling restart send, first drains (when
+ * `drain` is given): no new work, what is in progress finishes. SIGINT
+ * (Ctrl-C) stops at once, cleanly; during a drain it cuts the drain short.
+ * A signal while closing exits at once with 1.
+ */
+function serveUntilSignal(
+  close: () => Promise<void>,
+  drain?: (signal: AbortSignal) => Promise<void>,
+): void {
+  let phase: "serving" | "draining" | "closing" = "serving";
+  const haste = new AbortController();
+  const exitAfter = (done: Promise<void>) => {
+    done
       .then(() => telemetry?.shutdown())
       .then(
         () => process.exit(0),
@@ -130,8 +161,43 @@ function serveUntilSignal(close: () => Promise<void>): void {
         },
       );
   };
-  process.on("SIGINT", () => stop("SIGINT"));
-  process.on("SIGTERM", () => stop("SIGTERM"));
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (phase === "closing") process.exit(1);
+    if (phase === "draining") {
+      if (signal === "SIGTERM") return;
+      process.stderr.write(`gust: ${signal} while draining, shutting down now\n`);
+      haste.abort();
+      return;
+    }
+    if (signal === "SIGTERM" && drain !== undefined) {
+      phase = "draining";
+      process.stderr.write("gust: SIGTERM, draining\n");
+      const drained = drain(haste.signal).catch((error: unknown) => {
+        process.stderr.write(`gust: error while draining: ${String(error)}\n`);
+      });
+      exitAfter(
+        drained.then(() => {
+          phase = "closing";
+          return close();
+        }),
+      );
+      return;
+    }
+    phase = "closing";
+    process.stderr.write(`gust: ${signal}, shutting down\n`);
+    exitAfter(close());
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+}
+
+function drainOptions(values: Values): DrainOptions {
+  const delayMs = integer(values["drain-delay"], "drain-delay");
+  const timeoutMs = integer(values["drain-timeout"], "drain-timeout");
+  return {
+    ...(delayMs === undefined ? {} : { delayMs }),
+    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+  };
 }
 
 async function runFleetService(
@@ -140,6 +206,8 @@ async function runFleetService(
   healthName?: string,
 ): Promise<void> {
   const healthPort = integer(values["health-port"], "health-port");
+  const drain = drainOptions(values);
+  let draining = false;
   const infra = await connectNatsInfrastructure({ servers: natsUrl(values), name: "gust" });
   const services: Service[] = [];
   try {
@@ -152,6 +220,7 @@ async function runFleetService(
           port: healthPort,
           service: healthName,
           bus: infra.bus,
+          notReadyReasons: () => (draining ? ["draining"] : []),
         }),
       );
     }
@@ -159,11 +228,25 @@ async function runFleetService(
     await closeAll(services, infra);
     throw error;
   }
-  serveUntilSignal(() => closeAll(services, infra));
+  const drainable = services.some((service) => service.drain !== undefined);
+  serveUntilSignal(
+    () => closeAll(services, infra),
+    drainable
+      ? (signal) => {
+          draining = true;
+          return drainAll(services, { ...drain, signal });
+        }
+      : undefined,
+  );
 }
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
+  // Its flags are its own (runtime-command.ts), so it runs before the shared parse.
+  if (command === "runtime") {
+    process.stdout.write(await runRuntimeCommand(rest));
+    return;
+  }
   const { values, positionals } = parseArgs({
     args: rest,
     options: OPTIONS,
@@ -196,6 +279,7 @@ async function main(argv: string[]): Promise<void> {
         ...(values.tenants === undefined
           ? { tenants: [devTenant(credential)] }
           : { tenantsFile: values.tenants }),
+        ...(adminToken() === undefined ? {} : { frontend: { adminToken: adminToken() } }),
       });
       process.stdout.write(
         [
@@ -217,7 +301,11 @@ async function main(argv: string[]): Promise<void> {
         startFrontendService(infra, {
           host: values.host ?? "0.0.0.0",
           port: integer(values.port, "port") ?? DEFAULT_DEV_PORT,
-          ...(values.id === undefined ? {} : { frontend: { frontendId: values.id } }),
+          frontend: {
+            ...(values.id === undefined ? {} : { frontendId: values.id }),
+            // Opens GET /gust/admin/concurrency (gust fleet) for every tenant.
+            ...(adminToken() === undefined ? {} : { adminToken: adminToken() }),
+          },
         }),
       );
     case "worker": {
@@ -287,6 +375,14 @@ async function main(argv: string[]): Promise<void> {
       process.stdout.write(
         `${result.FunctionName} deployed: ${result.FunctionArn} (${result.CodeSize} bytes, ${result.CodeSha256})\n`,
       );
+      return;
+    }
+    case "fleet": {
+      const report = await fetchFleetStatus({
+        ...(values.endpoint === undefined ? {} : { endpoint: values.endpoint }),
+        ...(values.tenant === undefined ? {} : { tenant: values.tenant }),
+      });
+      process.stdout.write(formatFleetStatus(report));
       return;
     }
     case "invoke": {

@@ -5,13 +5,25 @@
  */
 import type { Infrastructure } from "@gust/bus";
 import { startCoordinator, type Coordinator, type CoordinatorOptions } from "@gust/coordinator";
-import { createFrontend, serveFrontend, type FrontendOptions } from "@gust/frontend";
+import {
+  createFrontend,
+  resolveDrainOptions,
+  serveFrontend,
+  type DrainOptions,
+  type FrontendOptions,
+} from "@gust/frontend";
 import { Buckets } from "@gust/protocol";
 import { FunctionRegistry, TenantDirectory } from "@gust/registry";
 import { createLogger, startTelemetry, type Telemetry } from "@gust/telemetry";
 import { startWorker, type Worker, type WorkerOptions } from "@gust/worker";
 
 export interface Service {
+  /**
+   * Leave gracefully (SIGTERM): take no new work, finish what is in progress
+   * within the options' bounds. close() follows. Absent where there is
+   * nothing to drain.
+   */
+  drain?(options: DrainOptions): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -30,6 +42,7 @@ async function openRegistry(infra: Infrastructure, region?: string): Promise<Fun
   return FunctionRegistry.open({
     functions: await infra.kv(Buckets.functions),
     code: await infra.blobs(Buckets.code),
+    runtimeVersions: await infra.kv(Buckets.runtimeVersions),
     ...(region === undefined ? {} : { region }),
   });
 }
@@ -51,6 +64,7 @@ export async function startFrontendService(
   return {
     url: server.url,
     port: server.port,
+    drain: (drainOptions) => server.drain(drainOptions),
     close: async () => {
       await server.close();
       await frontend.close();
@@ -74,6 +88,27 @@ export async function startWorkerService(
   logger.info("worker started", { workerId: worker.id });
   return {
     worker,
+    // A worker needs no delay: frontends learn from its next heartbeat, sent
+    // at once, and any invocation still sent to it is declined as retryable.
+    drain: async (drainOptions) => {
+      const { timeoutMs, signal } = resolveDrainOptions(drainOptions);
+      const bound = new AbortController();
+      const timer = setTimeout(() => bound.abort(), timeoutMs);
+      const onAbort = () => bound.abort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      try {
+        await Promise.race([
+          worker.drain(),
+          new Promise<void>((resolve) => bound.signal.addEventListener("abort", () => resolve())),
+        ]);
+        if (bound.signal.aborted) {
+          logger.warn("worker drain cut short", { inflight: worker.stats().inflight });
+        }
+      } finally {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      }
+    },
     close: async () => {
       await worker.close();
       registry.close();
@@ -128,6 +163,11 @@ export async function startServiceTelemetry(
     ...(options.metricsHost === undefined ? {} : { metricsHost: options.metricsHost }),
     ...(options.instanceId === undefined ? {} : { serviceInstanceId: options.instanceId }),
   });
+}
+
+/** Drains every service that can, all at once. */
+export async function drainAll(services: Service[], options: DrainOptions): Promise<void> {
+  await Promise.all(services.map((service) => service.drain?.(options) ?? Promise.resolve()));
 }
 
 /** Closes services in reverse order of start, then the infrastructure. */

@@ -1,108 +1,88 @@
 /**
- * Admission: may this invocation start now? The seam the fleet-wide adaptive
- * limits (DESIGN.md, "Gossip and shares") will plug into. What sits here for
- * now is the simplest sound policy, counted on this frontend alone: a
- * function with reserved concurrency runs at most that many at once (0 stops
- * it), in a pool of its own; the tenant's other functions share what is left
- * of `maxConcurrency` after every reservation, as in Lambda.
+ * Admission: may this invocation start now? The seam between the invocation
+ * path and the concurrency policy. The frontend's own implementation is
+ * FleetAdmission (admission-fleet.ts), backed by @gust/admission's
+ * controller: per tenant a temporary limit, Lambda's reserved concurrency,
+ * and this frontend's share of both, kept by gossip with its peers. Tests may
+ * inject another.
  *
- * Callers must release every ticket they acquire, in a `finally`, so that no
- * failure path leaks a slot.
+ * Deciding is synchronous and O(1). The one wait on this path is for a loan
+ * of slots from a peer (one round trip, on the rare path where this
+ * frontend's share is used up while the fleet has room): `acquire` then
+ * retries until the loan arrives or `loanWaitMs` has passed. Nothing holds a
+ * slot across that wait. Callers must release every ticket they acquire, in
+ * a `finally`, so that no failure path leaks a slot.
  */
-import { functionKey, type FunctionRecord } from "@gust/protocol";
+import type { FunctionRecord } from "@gust/protocol";
 import type { Tenant } from "@gust/registry";
-import { ThrottleReasons } from "./api-errors.js";
 
-export const DEFAULT_TENANT_MAX_CONCURRENCY = 1000;
-
+/**
+ * Proof of admission. `share` and `temporaryLimit`, when the admission knows
+ * them, show on the invocation's span (gust.admission.share,
+ * gust.admission.temporary_limit).
+ */
 export interface Ticket {
   readonly kind: "ticket";
   readonly tenantId: string;
-  readonly functionKey: string;
-  /** Counted in the function's reserved pool rather than the tenant's unreserved one. */
-  readonly reserved: boolean;
+  /** The bound this frontend enforced for the function's pool. */
+  readonly share?: number;
+  /** The tenant's temporary limit T. */
+  readonly temporaryLimit?: number;
 }
 
 export interface Rejection {
   readonly kind: "rejection";
   /** Lambda's `Reason` member of TooManyRequestsException. */
   readonly reason: string;
+  /** When a retry may succeed; a hint for `Retry-After`. */
+  readonly retryAfterMs?: number;
+  /**
+   * A loan of slots from a peer is on its way: retry (`retryAcquire`) after
+   * retryAfterMs before answering 429.
+   */
+  readonly borrowing?: boolean;
+  readonly share?: number;
+  readonly temporaryLimit?: number;
 }
 
 export interface Admission {
+  /** Decide at once; never waits. */
   tryAcquire(tenant: Tenant, fn: FunctionRecord): Ticket | Rejection;
+  /**
+   * Decide again for a rejection with `borrowing` set, without counting a
+   * new arrival. Absent: rejections are final.
+   */
+  retryAcquire?(rejection: Rejection): Ticket | Rejection;
+  /** The longest an invocation waits for a loan before it is throttled. @default 0 */
+  readonly loanWaitMs?: number;
   /** Idempotent: releasing a ticket twice frees one slot. */
   release(ticket: Ticket): void;
-  /** Invocations of the tenant holding a ticket now. */
-  inflight(tenantId: string): number;
 }
 
-/** The tenant's reserved concurrency summed over its functions (FunctionRegistry.reservedTotal). */
-export type ReservedTotal = (tenantId: string) => number;
-
-function increment(counts: Map<string, number>, key: string, by: number): void {
-  const next = (counts.get(key) ?? 0) + by;
-  if (next <= 0) counts.delete(key);
-  else counts.set(key, next);
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-class TenantConcurrencyAdmission implements Admission {
-  /** Unreserved invocations per tenant, and reserved ones per function. */
-  private readonly unreserved = new Map<string, number>();
-  private readonly reserved = new Map<string, number>();
-  private readonly inflightByTenant = new Map<string, number>();
-  private readonly live = new WeakSet<Ticket>();
-
-  constructor(private readonly reservedTotal: ReservedTotal) {}
-
-  tryAcquire(tenant: Tenant, fn: FunctionRecord): Ticket | Rejection {
-    const key = functionKey(fn.tenantId, fn.name);
-    const reservation = fn.reservedConcurrency;
-    if (reservation !== undefined) {
-      if ((this.reserved.get(key) ?? 0) >= reservation) {
-        return {
-          kind: "rejection",
-          reason: ThrottleReasons.reservedFunctionConcurrentInvocationLimitExceeded,
-        };
-      }
-      increment(this.reserved, key, 1);
-    } else {
-      const limit =
-        Number.isInteger(tenant.maxConcurrency) && tenant.maxConcurrency > 0
-          ? tenant.maxConcurrency
-          : DEFAULT_TENANT_MAX_CONCURRENCY;
-      const unreservedLimit = limit - this.reservedTotal(tenant.id);
-      if ((this.unreserved.get(tenant.id) ?? 0) >= unreservedLimit) {
-        return { kind: "rejection", reason: ThrottleReasons.concurrentInvocationLimitExceeded };
-      }
-      increment(this.unreserved, tenant.id, 1);
-    }
-    increment(this.inflightByTenant, tenant.id, 1);
-    const ticket: Ticket = Object.freeze({
-      kind: "ticket",
-      tenantId: tenant.id,
-      functionKey: key,
-      reserved: reservation !== undefined,
-    });
-    this.live.add(ticket);
-    return ticket;
+/**
+ * Admit, waiting for a loan when the admission says one is on its way. The
+ * wait is bounded by `loanWaitMs` (the loan timeout of the admission
+ * policy): past it, the last rejection stands.
+ */
+export async function acquire(
+  admission: Admission,
+  tenant: Tenant,
+  fn: FunctionRecord,
+): Promise<Ticket | Rejection> {
+  let decision = admission.tryAcquire(tenant, fn);
+  if (decision.kind === "ticket" || decision.borrowing !== true) return decision;
+  const retry = admission.retryAcquire?.bind(admission);
+  if (retry === undefined) return decision;
+  const deadline = performance.now() + (admission.loanWaitMs ?? 0);
+  while (decision.kind === "rejection" && decision.borrowing === true) {
+    const left = deadline - performance.now();
+    if (left <= 0) break;
+    await pause(Math.max(1, Math.min(left, decision.retryAfterMs ?? 1)));
+    decision = retry(decision);
   }
-
-  release(ticket: Ticket): void {
-    if (!this.live.delete(ticket)) return;
-    if (ticket.reserved) increment(this.reserved, ticket.functionKey, -1);
-    else increment(this.unreserved, ticket.tenantId, -1);
-    increment(this.inflightByTenant, ticket.tenantId, -1);
-  }
-
-  inflight(tenantId: string): number {
-    return this.inflightByTenant.get(tenantId) ?? 0;
-  }
-}
-
-/** Per-tenant and reserved per-function concurrency, counted on this frontend alone. */
-export function createTenantConcurrencyAdmission(
-  reservedTotal: ReservedTotal = () => 0,
-): Admission {
-  return new TenantConcurrencyAdmission(reservedTotal);
+  return decision;
 }

@@ -32,9 +32,32 @@ export const ApiErrors = {
   validation: (message: string) => new LambdaApiError("ValidationException", 400, message),
 } as const;
 
-/** Lambda's throttle answer: same message for every reason, the reason in `Reason`. */
-export function throttled(reason: string): LambdaApiError {
-  return LambdaErrors.tooManyRequests("Rate Exceeded.", reason);
+/**
+ * Lambda's throttle answer: same message for every reason, the reason in
+ * `Reason`, and when the admission expects a retry may succeed (the
+ * response's `Retry-After`).
+ */
+export class ThrottleError extends LambdaApiError {
+  override name = "ThrottleError";
+  constructor(
+    reason: string,
+    /** Undefined: the frontend's default (`throttleRetryAfterSec`). */
+    readonly retryAfterMs?: number,
+  ) {
+    super("TooManyRequestsException", 429, "Rate Exceeded.", { Reason: reason });
+  }
+}
+
+export function throttled(reason: string, retryAfterMs?: number): LambdaApiError {
+  return new ThrottleError(reason, retryAfterMs);
+}
+
+/** `Retry-After` is in whole seconds; a hint below one second still says 1, never 0 (a busy loop). */
+function retryAfterSeconds(error: LambdaApiError, fallbackSec: number): number {
+  if (error instanceof ThrottleError && error.retryAfterMs !== undefined) {
+    return Math.max(1, Math.ceil(error.retryAfterMs / 1000));
+  }
+  return fallbackSec;
 }
 
 export const ThrottleReasons = {
@@ -90,7 +113,9 @@ export function renderError(
     "x-amzn-ErrorType": apiError.errorType,
     "x-amzn-RequestId": context.requestId,
   };
-  if (apiError.statusCode === 429) headers["retry-after"] = String(context.retryAfterSec);
+  if (apiError.statusCode === 429) {
+    headers["retry-after"] = String(retryAfterSeconds(apiError, context.retryAfterSec));
+  }
   const body = JSON.stringify({
     ...apiError.fields,
     Type: apiError.statusCode >= 500 ? "Service" : "User",

@@ -6,7 +6,11 @@
  * Retries follow Lambda: a function error (handler error, timeout, crash,
  * init failure) is retried until 3 attempts in all, waiting about 1 and then
  * 2 minutes (`eventRetryDelaysMs`). A throttle or a fleet without capacity
- * is not the function's fault and spends no attempt.
+ * is not the function's fault and spends no attempt. A failure of Gust's own
+ * after the event was sent to a worker (the worker died, its reply was lost)
+ * spends an attempt, since the function may have run, but is retried after
+ * about a second, as Lambda retries its system errors, rather than after the
+ * function-error delay.
  *
  * Counting attempts. A job's `deliveryCount` grows with every `retry`, and the
  * queue offers no way to rewrite a job, so a throttle must not use `retry`.
@@ -44,6 +48,8 @@ import {
 import { isCapacityShortage, type Invoker } from "./invoker.js";
 
 export const EVENT_ATTEMPTS_HEADER = "gust-event-attempts";
+/** Wait before retrying an event after a Gust-side failure (Lambda: system errors are retried from 1 s on). */
+export const SERVICE_ERROR_RETRY_DELAY_MS = 1_000;
 
 export interface EventDispatcherOptions {
   concurrency: number;
@@ -238,7 +244,11 @@ export class EventDispatcher {
       logger.warn("event invocation failed on its last attempt; dropping it", { attempt, failure });
       return this.settle(job.ack(), "ack");
     }
-    const delayMs = this.options.retryDelaysMs[attempt - 1] ?? 0;
+    const functionErrorDelayMs = this.options.retryDelaysMs[attempt - 1] ?? 0;
+    const delayMs =
+      failure === "service-error"
+        ? Math.min(functionErrorDelayMs, SERVICE_ERROR_RETRY_DELAY_MS)
+        : functionErrorDelayMs;
     logger.info("event invocation failed; will retry", { attempt, failure, delayMs });
     await this.settle(job.retry(delayMs), "retry");
   }

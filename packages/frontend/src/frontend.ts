@@ -9,17 +9,28 @@ import type { FunctionRegistry, TenantDirectory } from "@gust/registry";
 import { createLogger, type Logger } from "@gust/telemetry";
 import { serve, type ServerType } from "@hono/node-server";
 import { Hono } from "hono";
-import { createTenantConcurrencyAdmission, type Admission } from "./admission.js";
+import { LambdaApiError } from "@gust/protocol";
+import type { Admission } from "./admission.js";
+import { createFleetAdmission } from "./admission-fleet.js";
+import { registerAdminApi } from "./admin-api.js";
 import { ApiErrors, renderError } from "./api-errors.js";
 import { authentication } from "./authentication.js";
 import { registerConcurrencyApi } from "./concurrency-api.js";
 import { registerControlApi } from "./control-api.js";
+import {
+  InflightRequests,
+  pauseUnlessAborted,
+  resolveDrainOptions,
+  type DrainHook,
+  type DrainOptions,
+} from "./drain.js";
 import { EventDispatcher } from "./event-dispatcher.js";
 import { mountHealthChecks } from "./health.js";
 import type { FrontendEnv, Services } from "./http-context.js";
 import { registerInvokeApi } from "./invoke-api.js";
 import { Invoker } from "./invoker.js";
 import { resolveFrontendOptions, type FrontendOptions } from "./options.js";
+import { registerRuntimeAdminApi, registerRuntimeManagementApi } from "./runtime-management-api.js";
 import { WorkerDirectory } from "./worker-directory.js";
 
 export interface FrontendDeps {
@@ -29,7 +40,11 @@ export interface FrontendDeps {
   tenants: TenantDirectory;
   /** @default createLogger("frontend") */
   logger?: Logger;
-  /** @default per-tenant concurrency on this frontend (createTenantConcurrencyAdmission) */
+  /**
+   * @default FleetAdmission: @gust/admission's controller with gossip over
+   * the bus (or standalone, per the options). An injected admission has no
+   * gossip, and the admin endpoint answers 404.
+   */
   admission?: Admission;
   /** The clock, for tests. @default Date.now */
   now?: () => number;
@@ -42,6 +57,16 @@ export interface Frontend {
   workers: WorkerDirectory;
   /** Listen to worker heartbeats and run queued Event invocations. */
   start(): Promise<void>;
+  /**
+   * Leave gracefully (drain.ts): readiness 503 and the drain hooks at once,
+   * new requests served for `delayMs`, then refused, and the requests and
+   * Event invocations in progress awaited up to `timeoutMs`. Resolves when
+   * done; call close() after. `onStopAccepting` runs when requests start to
+   * be refused: the HTTP server stops listening there.
+   */
+  drain(options?: DrainOptions, onStopAccepting?: () => void): Promise<void>;
+  /** Run `hook` when the frontend starts draining (e.g. to leave the gossip). */
+  onDrain(hook: DrainHook): void;
   close(): Promise<void>;
 }
 
@@ -52,9 +77,14 @@ export function createFrontend(
   const options = resolveFrontendOptions(frontendOptions);
   const logger = deps.logger ?? createLogger("frontend");
   const now = deps.now ?? Date.now;
-  const admission =
-    deps.admission ??
-    createTenantConcurrencyAdmission((tenantId) => deps.registry.reservedTotal(tenantId));
+  const fleet =
+    deps.admission === undefined
+      ? createFleetAdmission(
+          { bus: deps.bus, registry: deps.registry, tenants: deps.tenants, logger, now },
+          options,
+        )
+      : undefined;
+  const admission: Admission = deps.admission ?? fleet!.admission;
   const workers = new WorkerDirectory(deps.bus, logger, {
     missedHeartbeatLimit: options.missedHeartbeatLimit,
     frontendId: options.frontendId,
@@ -63,6 +93,7 @@ export function createFrontend(
   const invoker = new Invoker(deps.bus, admission, workers, logger, {
     maxWorkerTries: options.maxWorkerTries,
     invokeTimeoutMarginMs: options.invokeTimeoutMarginMs,
+    runtimeVersionFor: (fn) => deps.registry.runtimeVersions.choose(fn),
   });
   const dispatcher = new EventDispatcher(
     { queue: deps.eventQueue, registry: deps.registry, tenants: deps.tenants, invoker, logger },
@@ -93,10 +124,51 @@ export function createFrontend(
     workers,
     frontendId: options.frontendId,
     isStarted: () => started,
+    isDraining: () => drainPhase !== "serving",
+    notReadyReasons: () => admissionWarmingUp(),
   });
+  // A frontend that has just started has not heard its peers' gossip, and a
+  // peer may still claim the tenant's whole limit: until the admission's
+  // first rejoin window ends its share can be 0, and it would throttle what
+  // the load balancer sends it. Once over, this is not asked again: after a
+  // NATS outage the frontend keeps serving on its fallback share.
+  let admissionJoined = fleet === undefined;
+  const admissionWarmingUp = (): string[] => {
+    if (admissionJoined || fleet === undefined || !started) return [];
+    if (fleet.admission.fleetStatus().mode === "rejoining") {
+      return ["admission has not heard the fleet yet"];
+    }
+    admissionJoined = true;
+    return [];
+  };
+  // Draining (drain.ts): requests in progress are counted, every answer given
+  // while draining closes its connection, and once the frontend has stopped
+  // listening a request that still arrives is refused with a retryable 503.
+  const inflight = new InflightRequests();
+  let drainPhase: "serving" | "draining" | "refusing" = "serving";
+  app.use("*", async (c, next) => {
+    if (drainPhase === "refusing") {
+      c.header("Connection", "close");
+      throw new LambdaApiError(
+        "ServiceException",
+        503,
+        "This frontend is shutting down. Retry the request.",
+      );
+    }
+    inflight.begin();
+    try {
+      await next();
+    } finally {
+      inflight.end();
+      if (drainPhase !== "serving") c.header("Connection", "close");
+    }
+  });
+  registerAdminApi(app, services, fleet?.admission);
+  registerRuntimeAdminApi(app, services);
   app.use("*", authentication(services));
   registerControlApi(app, services);
   registerConcurrencyApi(app, services);
+  registerRuntimeManagementApi(app, services);
   registerInvokeApi(app, services);
   app.notFound((c) => {
     throw ApiErrors.unknownOperation(c.req.method, new URL(c.req.url).pathname);
@@ -113,6 +185,38 @@ export function createFrontend(
   });
 
   let started = false;
+  const drainHooks: DrainHook[] = [];
+  let drained: Promise<void> | undefined;
+  const drain = async (drainOptions: DrainOptions, onStopAccepting?: () => void) => {
+    const { delayMs, timeoutMs, signal } = resolveDrainOptions(drainOptions);
+    drainPhase = "draining";
+    logger.info("frontend draining", { delayMs, timeoutMs, inflight: inflight.count });
+    const hooksRun = Promise.all(
+      drainHooks.map(async (hook) => {
+        try {
+          await hook();
+        } catch (error) {
+          logger.warn("a drain hook failed", { error });
+        }
+      }),
+    );
+    const dispatcherStopped = dispatcher.stop();
+    await pauseUnlessAborted(delayMs, signal);
+    drainPhase = "refusing";
+    onStopAccepting?.();
+    const patience = new AbortController();
+    const abortPatience = () => patience.abort();
+    if (signal?.aborted === true) patience.abort();
+    else signal?.addEventListener("abort", abortPatience, { once: true });
+    const finished = await Promise.race([
+      Promise.all([inflight.idle(), dispatcherStopped, hooksRun]).then(() => true),
+      pauseUnlessAborted(timeoutMs, patience.signal).then(() => false),
+    ]);
+    patience.abort();
+    signal?.removeEventListener("abort", abortPatience);
+    if (finished) logger.info("frontend drained");
+    else logger.warn("frontend drain cut short", { inflight: inflight.count });
+  };
   return {
     app,
     workers,
@@ -120,11 +224,22 @@ export function createFrontend(
       if (started) return;
       started = true;
       workers.start();
+      await fleet?.start();
       await dispatcher.start();
+    },
+    drain(drainOptions = {}, onStopAccepting) {
+      drained ??= drain(drainOptions, onStopAccepting);
+      return drained;
+    },
+    onDrain(hook) {
+      drainHooks.push(hook);
     },
     async close() {
       started = false;
       workers.stop();
+      // Gossip ends with the frontend, not when it starts draining: until
+      // then it still admits, and its reports must keep counting its slots.
+      fleet?.stop();
       await dispatcher.stop();
     },
   };
@@ -139,8 +254,13 @@ export interface ServeOptions {
 export interface ServedFrontend {
   url: string;
   port: number;
+  /** The frontend's drain, closing the listener when it stops taking requests; call close() after. */
+  drain(options?: DrainOptions): Promise<void>;
   close(): Promise<void>;
 }
+
+/** How long a drained server waits for its last responses to be written before close() cuts them. */
+const LAST_WRITES_MS = 2_000;
 
 /** Serve the frontend over HTTP. Closing stops listening and drops open connections. */
 export function serveFrontend(frontend: Frontend, options: ServeOptions): Promise<ServedFrontend> {
@@ -154,9 +274,25 @@ export function serveFrontend(frontend: Frontend, options: ServeOptions): Promis
         (info: AddressInfo) => {
           server.off("error", onError);
           const host = info.family === "IPv6" ? `[${info.address}]` : info.address;
+          let listenerClosed: Promise<void> | undefined;
           resolve({
             url: `http://${host}:${info.port}`,
             port: info.port,
+            async drain(drainOptions) {
+              await frontend.drain(drainOptions, () => {
+                // Refuses new connections and ends idle keep-alive ones; resolves once
+                // every connection has ended.
+                listenerClosed = new Promise((done) => server.close(() => done()));
+              });
+              if (listenerClosed !== undefined) {
+                const patience = new AbortController();
+                await Promise.race([
+                  listenerClosed.then(() => patience.abort()),
+                  pauseUnlessAborted(LAST_WRITES_MS, patience.signal),
+                ]);
+                patience.abort();
+              }
+            },
             close: () =>
               new Promise<void>((done) => {
                 server.close(() => done());

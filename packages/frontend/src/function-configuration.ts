@@ -8,11 +8,13 @@
  * Reference: https://docs.aws.amazon.com/lambda/latest/api/API_FunctionConfiguration.html
  */
 import { isRuntime, Runtimes, type FunctionRecord, type Runtime } from "@gust/protocol";
-import type { FunctionConfigInput } from "@gust/registry";
+import { effectiveRuntimeVersion, type FunctionConfigInput } from "@gust/registry";
 import { ApiErrors } from "./api-errors.js";
 import { LATEST } from "./function-names.js";
 
 export function toFunctionConfiguration(record: FunctionRecord): Record<string, unknown> {
+  // The version it runs on now: the pinned one, or its runtime's default (Auto).
+  const runtimeVersion = effectiveRuntimeVersion(record);
   return {
     FunctionName: record.name,
     FunctionArn: record.functionArn,
@@ -34,6 +36,9 @@ export function toFunctionConfiguration(record: FunctionRecord): Record<string, 
     PackageType: "Zip",
     Architectures: ["x86_64"],
     EphemeralStorage: { Size: 512 },
+    ...(runtimeVersion === undefined
+      ? {}
+      : { RuntimeVersionConfig: { RuntimeVersionArn: runtimeVersion.arn } }),
   };
 }
 

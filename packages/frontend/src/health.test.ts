@@ -48,6 +48,21 @@ describe("health endpoints", () => {
     expect((await get("/healthz")).status).toBe(200);
   });
 
+  it("is not ready until the fleet admission has heard its peers, then stays ready", async () => {
+    harness = await startHarness({ frontend: { standalone: false } });
+    await harness.addWorker({ id: "w1" });
+    const early = await get("/readyz");
+    expect(early.status).toBe(503);
+    expect(early.body["reasons"]).toEqual(["admission has not heard the fleet yet"]);
+    // The rejoin window: a few gossip intervals.
+    const deadline = Date.now() + 5_000;
+    while ((await get("/readyz")).status !== 200) {
+      expect(Date.now()).toBeLessThan(deadline);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(harness.frontend.workers.liveCount()).toBe(1);
+  });
+
   it("does not let the probe paths bypass authentication for other methods", async () => {
     harness = await startHarness();
     const response = await harness.app.request("/healthz", { method: "POST", body: "{}" });

@@ -7,8 +7,8 @@
  *   orchestrator restart frontends that are only waiting for NATS to return,
  *   all of them at once.
  * - `GET /readyz` (readiness): 200 only while this frontend can route an
- *   invocation: it is started, its bus is connected and it knows at least one
- *   worker. Otherwise 503 with the reasons, so the load balancer sends
+ *   invocation: it is started and not draining, its bus is connected and it
+ *   knows at least one worker. Otherwise 503 with the reasons, so the load balancer sends
  *   traffic to the frontends that can serve it.
  *
  * Both answer JSON and forbid caching: a cached "ready" would outlive the
@@ -27,6 +27,10 @@ export interface HealthSources {
   frontendId: string;
   /** True between the frontend's start() and close(). */
   isStarted(): boolean;
+  /** True once the frontend has begun to drain: the load balancer should send it nothing new. */
+  isDraining?(): boolean;
+  /** Other reasons not to take traffic yet, in words an operator can act on. */
+  notReadyReasons?(): string[];
 }
 
 export interface Readiness {
@@ -62,6 +66,8 @@ export function assessReadiness(
 ): Readiness {
   const reasons: string[] = [];
   if (!sources.isStarted()) reasons.push("frontend is not started");
+  if (sources.isDraining?.() === true) reasons.push("frontend is draining");
+  reasons.push(...(sources.notReadyReasons?.() ?? []));
   if (busStatus === undefined) reasons.push("bus has not connected yet");
   else if (busStatus === "disconnected") reasons.push("bus is disconnected");
   const workers = sources.workers.liveCount();

@@ -21,16 +21,33 @@ export {
   DEFAULT_EVENT_THROTTLE_BACKOFF_MS,
   DEFAULT_EVENT_THROTTLE_MAX_BACKOFF_MS,
   DEFAULT_EVENT_THROTTLE_HOLD_MS,
+  DEFAULT_FLEET_SIZE_HINT,
+  MIN_ADMIN_TOKEN_LENGTH,
 } from "./options.js";
-export { createTenantConcurrencyAdmission, DEFAULT_TENANT_MAX_CONCURRENCY } from "./admission.js";
+export { acquire } from "./admission.js";
+export { FleetAdmission, createFleetAdmission } from "./admission-fleet.js";
+export { GossipTransport } from "./gossip.js";
+export { ADMIN_CONCURRENCY_PATH } from "./admin-api.js";
+export { RUNTIME_ADMIN_PATH } from "./runtime-management-api.js";
+export { presignUrl } from "./sigv4.js";
 export { WorkerDirectory, rendezvousScore } from "./worker-directory.js";
-export { EVENT_ATTEMPTS_HEADER } from "./event-dispatcher.js";
-export { ApiErrors, ThrottleReasons } from "./api-errors.js";
+export { EVENT_ATTEMPTS_HEADER, SERVICE_ERROR_RETRY_DELAY_MS } from "./event-dispatcher.js";
+export { resolveDrainOptions, DEFAULT_DRAIN_DELAY_MS, DEFAULT_DRAIN_TIMEOUT_MS } from "./drain.js";
+export { ApiErrors, ThrottleReasons, ThrottleError } from "./api-errors.js";
 export { InvocationTypes } from "./invoke-api.js";
 
 export type { Frontend, FrontendDeps, ServeOptions, ServedFrontend } from "./frontend.js";
 export type { FrontendOptions, ResolvedFrontendOptions } from "./options.js";
 export type { Admission, Ticket, Rejection } from "./admission.js";
+export type {
+  FleetAdmissionDeps,
+  FleetAdmissionOptions,
+  FleetAdmissionRuntime,
+} from "./admission-fleet.js";
+export type { GossipEndpoint, GossipTransportOptions } from "./gossip.js";
+export type { ConcurrencyView, ConcurrencyReport } from "./admin-api.js";
+export type { RuntimeView, RuntimeVersionView } from "./runtime-management-api.js";
 export type { Claim, WorkerDirectoryOptions } from "./worker-directory.js";
 export type { FrontendEnv } from "./http-context.js";
+export type { DrainOptions, ResolvedDrainOptions, DrainHook } from "./drain.js";
 export type { InvocationType } from "./invoke-api.js";

@@ -5,8 +5,15 @@
  * A worker that says it is full (CapacityError) or that no longer listens
  * (NoRespondersError) did not run the function, so the next candidate is
  * tried, a bounded number of times. Anything after the request reached a
- * worker (a reply that does not decode, no reply in time) is not retried: the
- * function may have run, and running it twice is the caller's choice.
+ * worker (a reply that does not decode, no reply in time, the worker dying
+ * before it answers) is not retried: the function may have run, and running
+ * it twice is the caller's choice.
+ *
+ * A worker that dies mid-invocation never replies. Rather than wait for the
+ * function's timeout, the wait ends when the worker directory notices the
+ * death (its heartbeats stop): the caller gets a ServiceException, a fault
+ * of the platform that SDKs retry, not a function error, since the function
+ * itself did nothing wrong.
  */
 import type { Bus, BusMessage } from "@gust/bus";
 import {
@@ -24,7 +31,7 @@ import {
   type InvokeResult,
   type SerializedError,
 } from "@gust/protocol";
-import type { Tenant } from "@gust/registry";
+import type { RuntimeVersionChoice, Tenant } from "@gust/registry";
 import {
   countInflight,
   countInvocation,
@@ -38,7 +45,7 @@ import {
   type Logger,
   type Span,
 } from "@gust/telemetry";
-import type { Admission, Rejection, Ticket } from "./admission.js";
+import { acquire, type Admission, type Rejection, type Ticket } from "./admission.js";
 import { throttled, ThrottleReasons } from "./api-errors.js";
 import type { WorkerDirectory } from "./worker-directory.js";
 
@@ -109,6 +116,19 @@ export function isCapacityShortage(error: unknown): boolean {
 export interface InvokerOptions {
   maxWorkerTries: number;
   invokeTimeoutMarginMs: number;
+  /**
+   * The runtime version an invocation runs on, chosen per invocation from
+   * memory. Absent, workers run the runtime's built-in default.
+   */
+  runtimeVersionFor?: (fn: FunctionRecord) => RuntimeVersionChoice;
+}
+
+function runtimeVersionTarget(
+  choice: RuntimeVersionChoice | undefined,
+): Pick<InvokeRequest["target"], "runtimeVersion" | "runtimeVersionIsDefault"> {
+  return choice === undefined
+    ? {}
+    : { runtimeVersion: choice.version, runtimeVersionIsDefault: choice.isDefault };
 }
 
 function hasCode(error: unknown, code: string): boolean {
@@ -148,12 +168,13 @@ export class Invoker {
   async invoke(invocation: Invocation): Promise<InvokeResult> {
     const { tenant, span } = invocation;
     const invocationType = invocation.invocationType ?? "RequestResponse";
-    const admitted = this.admission.tryAcquire(tenant, invocation.fn);
+    // Waits only when a loan of slots from a peer is on its way (one round trip).
+    const admitted = await acquire(this.admission, tenant, invocation.fn);
     recordAdmission(span, admitted);
     if (admitted.kind === "rejection") {
       countThrottle(tenant.id, admitted.reason);
       countInvocation(tenant.id, invocationType, "throttled");
-      throw throttled(admitted.reason);
+      throw throttled(admitted.reason, admitted.retryAfterMs);
     }
     countInflight(tenant.id, 1);
     let outcome = "error";
@@ -190,6 +211,7 @@ export class Invoker {
         environment: fn.environment,
         codeSha256: fn.codeSha256,
         revisionId: fn.revisionId,
+        ...runtimeVersionTarget(this.options.runtimeVersionFor?.(fn)),
       },
       payload: invocation.payload,
       tailLog: invocation.tailLog,
@@ -223,12 +245,22 @@ export class Invoker {
       const claim = this.directory.claim(workerId, fn);
       let reply: BusMessage;
       try {
-        reply = await this.bus.request(subject, data, {
+        reply = await this.requestWhileAlive(workerId, subject, data, {
           timeoutMs,
           headers: withTraceHeaders(requestSpan, headers),
         });
       } catch (error) {
         endSpan(requestSpan, error);
+        if (error instanceof WorkerLostError) {
+          this.logger.warn("a worker left during an invocation", {
+            workerId,
+            requestId,
+            why: error.message,
+          });
+          throw LambdaErrors.service(
+            `The worker running the function left the fleet before it answered (${error.message}). The function may have run.`,
+          );
+        }
         if (hasCode(error, "no-responders")) {
           this.directory.forget(workerId, "nobody answers on its subject");
           continue;
@@ -289,5 +321,26 @@ export class Invoker {
       throw throttled(ThrottleReasons.concurrentInvocationLimitExceeded);
     }
     throw new NoWorkerError();
+  }
+
+  /** The bus request, ended early with WorkerLostError when the worker is lost before it answers. */
+  private requestWhileAlive(
+    workerId: string,
+    subject: string,
+    data: Uint8Array,
+    options: { timeoutMs: number; headers: Record<string, string> },
+  ): Promise<BusMessage> {
+    return new Promise((resolve, reject) => {
+      const unwatch = this.directory.watchLoss(workerId, (why) => reject(new WorkerLostError(why)));
+      this.bus.request(subject, data, options).then(resolve, reject).finally(unwatch);
+    });
+  }
+}
+
+/** The worker an invocation was sent to left the fleet (crashed, cut off) before it answered. */
+class WorkerLostError extends GustError {
+  override name = "WorkerLostError";
+  constructor(why: string) {
+    super(why, "worker-lost");
   }
 }

@@ -31,4 +31,24 @@ describe("resolveFrontendOptions", () => {
       resolveFrontendOptions({ publicUrl: "https://lambda.example.com/some/path" }).publicUrl,
     ).toBe("https://lambda.example.com");
   });
+
+  it("gives each start its own gossip id", () => {
+    const random = resolveFrontendOptions();
+    expect(random.instanceId).toBe(random.frontendId);
+    const first = resolveFrontendOptions({ frontendId: "fe1" });
+    const second = resolveFrontendOptions({ frontendId: "fe1" });
+    expect(first.frontendId).toBe("fe1");
+    expect(first.instanceId).toMatch(/^fe1-[0-9a-f]{6}$/);
+    expect(second.instanceId).not.toBe(first.instanceId);
+  });
+
+  it("checks the admission options", () => {
+    expect(() => resolveFrontendOptions({ adminToken: "short" })).toThrow(/adminToken/);
+    expect(() => resolveFrontendOptions({ fleetSizeHint: 0 })).toThrow(/fleetSizeHint/);
+    expect(() => resolveFrontendOptions({ admissionPolicy: { gossipIntervalMs: 0 } })).toThrow(
+      /gossipIntervalMs/,
+    );
+    expect(resolveFrontendOptions().admissionPolicy.gossipIntervalMs).toBe(100);
+    expect(resolveFrontendOptions().standalone).toBe(false);
+  });
 });

@@ -4,10 +4,22 @@
  * Gust's own and documented here.
  */
 import { randomBytes } from "node:crypto";
+import {
+  resolveAdmissionPolicy,
+  type AdmissionPolicy,
+  type AdmissionPolicyOptions,
+} from "@gust/admission";
 import { ConfigError, isSubjectToken } from "@gust/protocol";
 
 export interface FrontendOptions {
-  /** This frontend's name on the bus (a subject token). @default a random id */
+  /**
+   * This frontend's name on the bus (a subject token), in logs and health
+   * answers. Fleet-wide admission needs an id that is new at every start (a
+   * restarted frontend must not be taken for the old one, whose reports and
+   * loans its peers still hold), so a name given here is suffixed with a
+   * random start nonce in gossip (`instanceId`, e.g. `fe1-3fa2c1`).
+   * @default a random id (then also the gossip id)
+   */
   frontendId?: string;
   /** Region in ARNs a client may pass as a function name. @default "us-east-1" */
   region?: string;
@@ -54,10 +66,41 @@ export interface FrontendOptions {
    * dispatcher slot. @default 30000
    */
   eventThrottleHoldMs?: number;
+  /**
+   * The only admission point (`gust dev`): no gossip, every tenant's whole
+   * limit is admitted here. In a fleet leave it false: frontends then split
+   * each tenant's limit by gossip over the bus (DESIGN.md, "Gossip and shares").
+   * @default false
+   */
+  standalone?: boolean;
+  /** Frontends expected in the fleet, for the conservative share before any peer is heard. @default 1 */
+  fleetSizeHint?: number;
+  /**
+   * The admission policy: gossip interval, temporary-limit movement, loans
+   * (@gust/admission's AdmissionPolicyOptions and their defaults).
+   * `minUnreserved` is not used here: the registry checks Lambda's
+   * unreserved minimum at PutFunctionConcurrency.
+   * @default {}
+   */
+  admissionPolicy?: AdmissionPolicyOptions;
+  /**
+   * The bearer token of the operators' endpoints under /gust/admin/ (e.g.
+   * `GET /gust/admin/concurrency` for every tenant); at least 16 characters.
+   * `gust frontend` takes it from GUST_ADMIN_TOKEN. Without it, the
+   * concurrency endpoint shows a SigV4-signed caller its own tenant only.
+   * @default none
+   */
+  adminToken?: string;
 }
 
-export type ResolvedFrontendOptions = Required<Omit<FrontendOptions, "publicUrl">> & {
+export type ResolvedFrontendOptions = Required<
+  Omit<FrontendOptions, "publicUrl" | "adminToken" | "admissionPolicy">
+> & {
   publicUrl: string | undefined;
+  adminToken: string | undefined;
+  admissionPolicy: AdmissionPolicy;
+  /** This process start's id in gossip and loan messages: unique per start. */
+  instanceId: string;
 };
 
 export const DEFAULT_REGION = "us-east-1";
@@ -74,6 +117,9 @@ export const DEFAULT_EVENT_ACK_WAIT_MS = 60_000;
 export const DEFAULT_EVENT_THROTTLE_BACKOFF_MS = 250;
 export const DEFAULT_EVENT_THROTTLE_MAX_BACKOFF_MS = 5_000;
 export const DEFAULT_EVENT_THROTTLE_HOLD_MS = 30_000;
+export const DEFAULT_FLEET_SIZE_HINT = 1;
+/** Shorter admin tokens are refused: the token opens every tenant's figures. */
+export const MIN_ADMIN_TOKEN_LENGTH = 16;
 
 const REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
 
@@ -120,13 +166,46 @@ export function resolveFrontendOptions(options: FrontendOptions = {}): ResolvedF
     1,
   );
   const frontendId = options.frontendId ?? `fe-${randomBytes(4).toString("hex")}`;
-  if (!isSubjectToken(frontendId)) {
+  // A subject token has at most 128 characters; the gossip id adds 7.
+  if (!isSubjectToken(frontendId) || frontendId.length > 120) {
     throw new ConfigError(
-      `frontend option frontendId must be letters, digits, '-' or '_', got ${JSON.stringify(frontendId)}`,
+      `frontend option frontendId must be 1–120 letters, digits, '-' or '_', got ${JSON.stringify(frontendId)}`,
+    );
+  }
+  const instanceId =
+    options.frontendId === undefined
+      ? frontendId
+      : `${frontendId}-${randomBytes(3).toString("hex")}`;
+  const adminToken = options.adminToken;
+  if (
+    adminToken !== undefined &&
+    (typeof adminToken !== "string" ||
+      adminToken.length < MIN_ADMIN_TOKEN_LENGTH ||
+      /\s/.test(adminToken))
+  ) {
+    throw new ConfigError(
+      `frontend option adminToken must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters without spaces`,
+    );
+  }
+  const standalone = options.standalone ?? false;
+  if (typeof standalone !== "boolean") {
+    throw new ConfigError(
+      `frontend option standalone must be a boolean, got ${String(standalone)}`,
     );
   }
   return {
     frontendId,
+    instanceId,
+    standalone,
+    fleetSizeHint: integer(
+      "fleetSizeHint",
+      options.fleetSizeHint,
+      DEFAULT_FLEET_SIZE_HINT,
+      1,
+      1000,
+    ),
+    admissionPolicy: resolveAdmissionPolicy(options.admissionPolicy),
+    adminToken,
     region,
     publicUrl,
     maxClockSkewMs: integer("maxClockSkewMs", options.maxClockSkewMs, DEFAULT_MAX_CLOCK_SKEW_MS, 0),

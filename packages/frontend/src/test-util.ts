@@ -334,7 +334,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       logger: capturingLogger(logLines),
       ...options.deps,
     },
-    options.frontend,
+    // One frontend: the only admission point, unless a test says otherwise.
+    { standalone: true, ...options.frontend },
   );
   await frontend.start();
   const workers: FakeWorker[] = [];

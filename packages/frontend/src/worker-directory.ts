@@ -16,6 +16,12 @@
  * frontend counts what it has sent each worker (claims): a burst spreads over
  * the fleet instead of piling on the one worker whose last heartbeat looked
  * idle. A heartbeat is the worker's own account and replaces the counts.
+ *
+ * A worker that dies (SIGKILL, a lost host) says nothing; its heartbeats just
+ * stop. The directory looks for silent workers on a timer, not only when asked
+ * for candidates, so that an invocation waiting on a dead worker's reply
+ * (watchLoss) ends a few heartbeat intervals after the death instead of at
+ * the function's timeout.
  */
 import type { Bus, Subscription } from "@gust/bus";
 import {
@@ -55,6 +61,9 @@ export interface Claim {
   readonly warmKey: string | undefined;
   readonly memoryMb: number;
 }
+
+/** How often silent workers are looked for. */
+const PRUNE_INTERVAL_MS = 250;
 
 /** Heartbeat intervals outside this range are clamped, so garbage cannot pin a worker forever. */
 const MIN_INTERVAL_MS = 50;
@@ -110,6 +119,8 @@ export class WorkerDirectory {
   private readonly workers = new Map<string, WorkerState>();
   private subscriptions: Subscription[] = [];
   private readonly now: () => number;
+  private readonly lossWatchers = new Map<string, Set<(why: string) => void>>();
+  private pruneTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly bus: Bus,
@@ -125,6 +136,8 @@ export class WorkerDirectory {
       this.bus.subscribe(Subjects.workerHeartbeat, (message) => this.onHeartbeat(message.data)),
       this.bus.subscribe(Subjects.workerGone, (message) => this.onGone(message.data)),
     ];
+    this.pruneTimer = setInterval(() => this.prune(), PRUNE_INTERVAL_MS);
+    this.pruneTimer.unref();
     // Learn of every live worker now, not a heartbeat interval from now.
     try {
       this.bus.publish(
@@ -139,6 +152,8 @@ export class WorkerDirectory {
   stop(): void {
     for (const subscription of this.subscriptions) subscription.unsubscribe();
     this.subscriptions = [];
+    clearInterval(this.pruneTimer);
+    this.pruneTimer = undefined;
   }
 
   onHeartbeat(data: Uint8Array): void {
@@ -185,6 +200,35 @@ export class WorkerDirectory {
   /** Drop a worker at once, e.g. when nobody answers on its subject. */
   forget(workerId: string, why: string): void {
     if (this.workers.delete(workerId)) this.logger.info("worker left", { workerId, why });
+    const watchers = this.lossWatchers.get(workerId);
+    if (watchers === undefined) return;
+    this.lossWatchers.delete(workerId);
+    for (const onLost of watchers) {
+      try {
+        onLost(why);
+      } catch (error) {
+        this.logger.error("a worker-loss watcher failed", { workerId, error });
+      }
+    }
+  }
+
+  /**
+   * Calls `onLost` once with the reason if the worker is forgotten: it said it
+   * is going, its heartbeats stopped, or nobody answers on its subject.
+   * Returns a function that stops watching.
+   */
+  watchLoss(workerId: string, onLost: (why: string) => void): () => void {
+    let watchers = this.lossWatchers.get(workerId);
+    if (watchers === undefined) {
+      watchers = new Set();
+      this.lossWatchers.set(workerId, watchers);
+    }
+    watchers.add(onLost);
+    return () => {
+      const current = this.lossWatchers.get(workerId);
+      current?.delete(onLost);
+      if (current?.size === 0) this.lossWatchers.delete(workerId);
+    };
   }
 
   private prune(): void {

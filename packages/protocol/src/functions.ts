@@ -2,6 +2,8 @@
  * A function as the registry stores it and as workers receive it. Field names
  * follow Lambda's FunctionConfiguration where one exists, camel-cased.
  */
+import type { RuntimeManagementConfig } from "./runtime-versions.js";
+
 export const Runtimes = {
   nodejs20: "nodejs20.x",
   provided: "provided",
@@ -93,6 +95,11 @@ export interface FunctionRecord {
    * tenant's maximum for this function alone, and its cap; 0 stops it.
    */
   reservedConcurrency?: number;
+  /**
+   * Lambda's runtime management configuration (PutRuntimeManagementConfig);
+   * absent means Auto: the function runs its runtime's default version.
+   */
+  runtimeManagement?: RuntimeManagementConfig;
 }
 
 /** `tenant/name`, the key under which workers and frontends track a function. */

@@ -23,6 +23,23 @@ export {
   lambdaTimestamp,
 } from "./functions.js";
 export { StartKinds, Outcomes } from "./messages.js";
+export {
+  RuntimeUpdateModes,
+  NODE_BOOTSTRAP_VERSIONS,
+  RECIPE_NODE_FLAGS,
+  RUNTIME_VERSION_PATTERN,
+  BUILT_IN_RUNTIME_VERSIONS,
+  isRuntimeUpdateMode,
+  runtimeVersionName,
+  runtimeVersionLabel,
+  runtimeVersionHash,
+  runtimeVersionArn,
+  parseRuntimeVersionArn,
+  parseRuntimeRecipe,
+  parseRuntimeVersionRef,
+  builtInRuntimeVersionRef,
+  builtInDefaultRuntimeVersion,
+} from "./runtime-versions.js";
 export { encode, decode, decodeAs, encodeRecord, decodeRecord } from "./codec.js";
 export {
   GustError,
@@ -58,3 +75,12 @@ export type {
   MessageType,
 } from "./messages.js";
 export type { SerializedError, GustErrorOptions } from "./errors.js";
+export type {
+  RuntimeUpdateMode,
+  RuntimeManagementConfig,
+  NodeRuntimeRecipe,
+  ProvidedRuntimeRecipe,
+  RuntimeRecipe,
+  RuntimeVersionRef,
+  BuiltInRuntimeVersion,
+} from "./runtime-versions.js";

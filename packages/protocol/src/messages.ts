@@ -4,6 +4,7 @@
  */
 import type { SerializedError } from "./errors.js";
 import type { FunctionRecord } from "./functions.js";
+import type { RuntimeVersionRef } from "./runtime-versions.js";
 
 /** How a sandbox was found for an invocation. */
 export const StartKinds = {
@@ -31,7 +32,7 @@ export type Outcome = (typeof Outcomes)[keyof typeof Outcomes];
 
 // ---- frontend → worker -------------------------------------------------------
 
-/** The subset of a function a worker needs to run it. */
+/** The subset of a function a worker needs to run it, and the runtime version to run it on. */
 export type InvokeTarget = Pick<
   FunctionRecord,
   | "tenantId"
@@ -44,7 +45,19 @@ export type InvokeTarget = Pick<
   | "environment"
   | "codeSha256"
   | "revisionId"
->;
+> & {
+  /**
+   * The runtime version the frontend chose for this invocation. Absent (a
+   * frontend of an older release), the worker runs the runtime's built-in
+   * default.
+   */
+  runtimeVersion?: RuntimeVersionRef;
+  /**
+   * Whether runtimeVersion is its runtime's default as the frontend knows it:
+   * workers keep a pool of pre-initialized sandboxes of the default version.
+   */
+  runtimeVersionIsDefault?: boolean;
+};
 
 export interface InvokeRequest {
   type: "invoke";
@@ -70,6 +83,8 @@ export interface InvokeResult {
   /** The handler's response, or Lambda's error JSON when outcome is not success. */
   payload: Uint8Array;
   executedVersion: string;
+  /** The ARN of the runtime version the invocation ran on (absent from older workers). */
+  runtimeVersionArn?: string;
   startKind: StartKind;
   durationMs: number;
   /** Last 4 KB of the log, as text (the frontend base64-encodes it), when asked. */

@@ -12,6 +12,10 @@
  *                                  waiting up to one heartbeat interval to learn of them)
  *   gust.v1.events.<tenantId>      JetStream      EventInvocation (the async queue's
  *                                  stream subjects; one stream covers gust.v1.events.>)
+ *   gust.v1.gossip.demand          publish        admission DemandReport (every frontend,
+ *                                  every gossip interval; msgpack via encodeRecord)
+ *   gust.v1.gossip.loan.<frontendId>  publish     admission LoanMessage addressed to one
+ *                                  frontend (its per-start gossip id; encodeRecord)
  *
  * Tokens are restricted to [A-Za-z0-9_-] so that no caller-supplied name can
  * add a token or a wildcard.
@@ -39,6 +43,9 @@ export const Subjects = {
   workerDiscover: `${SUBJECT_PREFIX}.worker.discover`,
   events: (tenantId: string): string => `${SUBJECT_PREFIX}.events.${token(tenantId, "tenantId")}`,
   allEvents: `${SUBJECT_PREFIX}.events.>`,
+  gossipDemand: `${SUBJECT_PREFIX}.gossip.demand`,
+  gossipLoan: (frontendId: string): string =>
+    `${SUBJECT_PREFIX}.gossip.loan.${token(frontendId, "frontendId")}`,
 } as const;
 
 /** JetStream KV buckets, object stores and streams. */
@@ -46,6 +53,8 @@ export const Buckets = {
   functions: "gust_functions",
   tenants: "gust_tenants",
   code: "gust_code",
+  /** Runtime versions and each runtime's default (see @gust/registry's RuntimeVersionRegistry). */
+  runtimeVersions: "gust_runtime_versions",
 } as const;
 
 export const Streams = {

@@ -7,10 +7,14 @@
  * KV watch; a miss reads the store, so a function created through another
  * frontend a moment ago is found at once. Writes are compare-and-set, so two
  * frontends updating one function cannot lose either update silently.
+ *
+ * The registry also holds the runtime versions (runtime-versions.ts), which a
+ * function's runtime management configuration refers to.
  */
 import { randomUUID } from "node:crypto";
-import type { BlobStore, KvBucket, KvWatch } from "@gust/bus";
+import { MemoryKvBucket, type BlobStore, type KvBucket, type KvWatch } from "@gust/bus";
 import {
+  Buckets,
   ConflictError,
   FunctionLimits,
   decodeRecord,
@@ -21,6 +25,7 @@ import {
   lambdaTimestamp,
   LambdaErrors,
   type FunctionRecord,
+  type RuntimeManagementConfig,
 } from "@gust/protocol";
 import { createLogger, type Logger } from "@gust/telemetry";
 import {
@@ -28,6 +33,13 @@ import {
   validateFunctionName,
   type FunctionConfigInput,
 } from "./function-config.js";
+import {
+  afterFunctionUpdate,
+  checkRuntimeManagementConfig,
+  isRuntimeManagementConfig,
+  withRuntimeManagement,
+} from "./runtime-management.js";
+import { RuntimeVersionRegistry, type RuntimeVersionRecord } from "./runtime-versions.js";
 import type { Tenant } from "./tenants.js";
 
 export interface CodeInfo {
@@ -39,6 +51,12 @@ export interface CodeInfo {
 export interface FunctionRegistryOptions {
   functions: KvBucket;
   code: BlobStore;
+  /**
+   * The runtime-version bucket (Buckets.runtimeVersions), shared by a fleet.
+   * @default a bucket of this process's own, holding the built-in versions:
+   * enough for one process (`gust dev`), not for a fleet.
+   */
+  runtimeVersions?: KvBucket;
   /** @default "us-east-1" */
   region?: string;
   logger?: Logger;
@@ -75,7 +93,23 @@ function parseRecord(bytes: Uint8Array): FunctionRecord {
     if (typeof value[field] !== "string") throw new TypeError(`function record lacks ${field}`);
   }
   if (!isRuntime(value["runtime"])) throw new TypeError("function record has an unknown runtime");
+  // A malformed setting must not hide the whole function: it runs as Auto.
+  const config = value["runtimeManagement"];
+  if (config !== undefined && !isRuntimeManagementConfig(config)) delete value["runtimeManagement"];
   return value as unknown as FunctionRecord;
+}
+
+/** Which registry handed out a record: its runtime versions say which one the record runs on. */
+const issuedBy = new WeakMap<FunctionRecord, FunctionRegistry>();
+
+/**
+ * The runtime version a function record runs on now, for records a
+ * FunctionRegistry handed out (undefined for any other object). Lets code
+ * that renders a record (GetFunctionConfiguration's RuntimeVersionConfig)
+ * show it without a registry at hand.
+ */
+export function effectiveRuntimeVersion(record: FunctionRecord): RuntimeVersionRecord | undefined {
+  return issuedBy.get(record)?.runtimeVersions.effectiveVersion(record);
 }
 
 export class FunctionRegistry {
@@ -95,13 +129,16 @@ export class FunctionRegistry {
   private readonly functions: KvBucket;
   private readonly code: BlobStore;
   readonly region: string;
+  /** Every runtime's versions and default. */
+  readonly runtimeVersions: RuntimeVersionRegistry;
   private readonly logger: Logger;
 
-  private constructor(options: FunctionRegistryOptions) {
+  private constructor(options: FunctionRegistryOptions, runtimeVersions: RuntimeVersionRegistry) {
     this.functions = options.functions;
     this.code = options.code;
     this.region = options.region ?? DEFAULT_REGION;
     this.logger = options.logger ?? createLogger("registry");
+    this.runtimeVersions = runtimeVersions;
   }
 
   /**
@@ -110,15 +147,31 @@ export class FunctionRegistry {
    * store round trip, and invocations should find their function in memory.
    */
   static async open(options: FunctionRegistryOptions): Promise<FunctionRegistry> {
-    const registry = new FunctionRegistry(options);
-    // Watch first, then load, so no change falls between the two.
-    registry.watcher = await registry.functions.watch(`${KEY_PREFIX}>`, (change) => {
-      if (change.op === "delete") registry.forget(change.key, change.revision);
-      else registry.rememberBytes(change.key, change.value, change.revision);
+    const logger = options.logger ?? createLogger("registry");
+    if (options.runtimeVersions === undefined) {
+      logger.info(
+        "runtime versions are kept in this process only: no runtime-version bucket given",
+      );
+    }
+    const runtimeVersions = await RuntimeVersionRegistry.open({
+      bucket: options.runtimeVersions ?? new MemoryKvBucket(Buckets.runtimeVersions),
+      region: options.region ?? DEFAULT_REGION,
+      logger,
     });
-    for (const key of await registry.functions.keys(`${KEY_PREFIX}>`)) {
-      const entry = await registry.functions.get(key);
-      if (entry) registry.rememberBytes(key, entry.value, entry.revision);
+    const registry = new FunctionRegistry(options, runtimeVersions);
+    try {
+      // Watch first, then load, so no change falls between the two.
+      registry.watcher = await registry.functions.watch(`${KEY_PREFIX}>`, (change) => {
+        if (change.op === "delete") registry.forget(change.key, change.revision);
+        else registry.rememberBytes(change.key, change.value, change.revision);
+      });
+      for (const key of await registry.functions.keys(`${KEY_PREFIX}>`)) {
+        const entry = await registry.functions.get(key);
+        if (entry) registry.rememberBytes(key, entry.value, entry.revision);
+      }
+    } catch (error) {
+      registry.close();
+      throw error;
     }
     return registry;
   }
@@ -132,6 +185,7 @@ export class FunctionRegistry {
   }
 
   private remember(key: string, record: FunctionRecord, revision: number): void {
+    issuedBy.set(record, this);
     const cached = this.cache.get(key);
     // The watch can deliver an older revision after this process wrote a newer one.
     if (cached && cached.revision >= revision) return;
@@ -335,6 +389,28 @@ export class FunctionRegistry {
     );
   }
 
+  /**
+   * PutRuntimeManagementConfig, with Lambda's rules (runtime-management.ts).
+   * A setting: the function keeps its revision, and warm sandboxes stay,
+   * since they are kept apart by runtime version anyway.
+   */
+  async putRuntimeManagementConfig(
+    tenantId: string,
+    name: string,
+    config: RuntimeManagementConfig,
+  ): Promise<FunctionRecord> {
+    const pinned = await checkRuntimeManagementConfig(config, this.runtimeVersions);
+    return this.modify(
+      tenantId,
+      name,
+      (current) =>
+        Promise.resolve(
+          withRuntimeManagement(current, config.updateRuntimeOn, pinned, this.runtimeVersions),
+        ),
+      "setting",
+    );
+  }
+
   /** The tenant's reserved concurrency over all its functions, from memory (no I/O). */
   reservedTotal(tenantId: string): number {
     return this.reservedByTenant.get(tenantId) ?? 0;
@@ -361,6 +437,7 @@ export class FunctionRegistry {
     this.watcher?.stop();
     this.watcher = undefined;
     this.listeners.clear();
+    this.runtimeVersions.close();
   }
 
   private async storeCode(zip: Uint8Array, code: CodeInfo): Promise<void> {
@@ -383,10 +460,15 @@ export class FunctionRegistry {
     for (let attempt = 1; ; attempt++) {
       const entry = FUNCTION_NAME.test(name) ? await this.functions.get(key) : undefined;
       if (!entry) throw notFound(name);
-      const changed = await change(parseRecord(entry.value));
+      const current = parseRecord(entry.value);
+      const changed = await change(current);
       const record: FunctionRecord =
         kind === "code-or-configuration"
-          ? { ...changed, revisionId: randomUUID(), lastModified: lambdaTimestamp(new Date()) }
+          ? {
+              ...afterFunctionUpdate(current, changed, this.runtimeVersions),
+              revisionId: randomUUID(),
+              lastModified: lambdaTimestamp(new Date()),
+            }
           : changed;
       try {
         const revision = await this.functions.update(key, encodeRecord(record), entry.revision);

@@ -3,7 +3,13 @@
  * The function registry and tenant directory, on the store seams of
  * @gust/bus (in memory for `gust dev`, JetStream KV and object store in a fleet).
  */
-export { FunctionRegistry, codeBlobName, DEFAULT_REGION } from "./functions.js";
+export {
+  FunctionRegistry,
+  codeBlobName,
+  effectiveRuntimeVersion,
+  DEFAULT_REGION,
+} from "./functions.js";
+export { RuntimeVersionRegistry } from "./runtime-versions.js";
 export { TenantDirectory } from "./tenants.js";
 export { resolveFunctionConfig, validateFunctionName } from "./function-config.js";
 export {
@@ -16,4 +22,10 @@ export {
 
 export type { CodeInfo, FunctionRegistryOptions, ListOptions, FunctionPage } from "./functions.js";
 export type { Tenant, Credential, TenantRecord, KeyLookup } from "./tenants.js";
+export type {
+  RuntimeVersionRecord,
+  RuntimeVersionInput,
+  RuntimeVersionChoice,
+  RuntimeVersionRegistryOptions,
+} from "./runtime-versions.js";
 export type { FunctionConfigInput, FunctionConfig } from "./function-config.js";

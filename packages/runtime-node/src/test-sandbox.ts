@@ -8,7 +8,7 @@ import type { ChildProcess } from "node:child_process";
 import { cp, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { bootstrapDir, bootstrapEntry } from "@gust/runtime-node";
+import { nodeBootstrap } from "@gust/runtime-node";
 import { FakeRuntimeApi } from "./fake-runtime-api.js";
 
 export interface SandboxOptions {
@@ -17,6 +17,8 @@ export interface SandboxOptions {
   /** `_HANDLER`; omitted starts a function-less pool sandbox. */
   handler?: string;
   env?: Record<string, string>;
+  /** The bootstrap version to run. @default "1.0.0" */
+  bootstrapVersion?: string;
 }
 
 export interface Sandbox {
@@ -33,12 +35,14 @@ export interface Sandbox {
 }
 
 export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
+  const bootstrap = nodeBootstrap(options.bootstrapVersion ?? "1.0.0");
+  if (bootstrap === undefined) throw new Error(`no bootstrap ${options.bootstrapVersion}`);
   const base = await mkdtemp(join(tmpdir(), "gust-runtime-node-"));
   const runtimeDir = join(base, "runtime");
   const taskRoot = join(base, "task");
   const tmpDir = join(base, "tmp");
   const outsideDir = join(base, "outside");
-  await cp(bootstrapDir, runtimeDir, { recursive: true });
+  await cp(bootstrap.dir, runtimeDir, { recursive: true });
   await mkdir(taskRoot);
   await mkdir(tmpDir);
   await mkdir(outsideDir);
@@ -68,7 +72,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       `--allow-fs-write=${tmpDir}`,
       "--max-old-space-size=128",
       "--disable-warning=ExperimentalWarning",
-      join(runtimeDir, bootstrapEntry),
+      join(runtimeDir, bootstrap.entry),
     ],
     { cwd: taskRoot, env, stdio: ["ignore", "pipe", "pipe"] },
   );

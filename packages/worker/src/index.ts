@@ -1,8 +1,9 @@
 /**
  * @module
  * The worker manager: runs invocations in sandboxes (pre-initialized, warm or
- * cold), serves each sandbox the Lambda Runtime API, enforces timeouts and
- * memory limits, and advertises its capacity on the bus.
+ * cold) on the runtime version each names, serves each sandbox the Lambda
+ * Runtime API, enforces timeouts and memory limits, and advertises its
+ * capacity on the bus.
  */
 export { startWorker } from "./worker.js";
 export {
@@ -19,7 +20,8 @@ export {
 } from "./options.js";
 export { CodeUnavailableError, codeSha256Of } from "./code-cache.js";
 export { ProcessSandboxFactory } from "./process-sandbox-factory.js";
-export { defaultNodeRuntimeFiles } from "./runtime-files.js";
+export { defaultNodeRuntimeFiles, nodeRuntimeFilesFor } from "./runtime-files.js";
+export { RuntimeUnavailableError } from "./runtime-version.js";
 export { MAX_RUNTIME_BODY_BYTES } from "./runtime-api-server.js";
 export { LOG_TAIL_BYTES } from "./log-buffer.js";
 
@@ -33,6 +35,6 @@ export type {
   SandboxResult,
   SandboxExit,
 } from "./sandbox.js";
-export type { PoolStats } from "./sandbox-pool.js";
+export type { PoolStats, RuntimeVersionPoolStats } from "./sandbox-pool.js";
 export type { ProcessSandboxFactoryOptions } from "./process-sandbox-factory.js";
 export type { NodeRuntimeFiles } from "./runtime-files.js";

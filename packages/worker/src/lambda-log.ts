@@ -3,13 +3,20 @@
  * so that tools reading CloudWatch-style logs (and people used to them) read
  * Gust's unchanged. Example of the real thing:
  *
+ *   INIT_START Runtime Version: nodejs:20.v13\tRuntime Version ARN: arn:aws:lambda:us-east-1::runtime:0cdc…
  *   START RequestId: 8f50… Version: $LATEST
  *   END RequestId: 8f50…
  *   REPORT RequestId: 8f50…\tDuration: 15.74 ms\tBilled Duration: 16 ms\tMemory Size: 128 MB\tMax Memory Used: 56 MB\tInit Duration: 130.76 ms
  */
+import { runtimeVersionLabel, type RuntimeVersionRef } from "@gust/protocol";
 import type { SandboxExit } from "./sandbox.js";
 
 export const EXECUTED_VERSION = "$LATEST";
+
+/** The first line of a sandbox's log: which runtime version it starts. */
+export function initStartLine(version: RuntimeVersionRef): string {
+  return `INIT_START Runtime Version: ${runtimeVersionLabel(version.runtime, version.version)}\tRuntime Version ARN: ${version.arn}`;
+}
 
 export function startLine(requestId: string): string {
   return `START RequestId: ${requestId} Version: ${EXECUTED_VERSION}`;

@@ -1,17 +1,17 @@
 /**
- * Starts ProcessSandboxes: lays out the worker's directories, installs the
- * Node.js runtime once, and gives each sandbox its directory, uid slot and
- * limits.
+ * Starts ProcessSandboxes: lays out the worker's directories, installs each
+ * Node.js bootstrap a runtime version asks for (once, on first use), and
+ * gives each sandbox its directory, uid slot, limits and runtime version.
  *
- *   <baseDir>/            0711 (sandbox uids may pass through, not list)
- *     runtime/nodejs20.x  the runtime, world-readable
- *     sandboxes/<id>/     task/ (root:<gid> 0750), tmp/ (<uid> 0700)
+ *   <baseDir>/                       0711 (sandbox uids may pass through, not list)
+ *     runtime/nodejs20.x/<bootstrap> a bootstrap version, world-readable
+ *     sandboxes/<id>/                task/ (root:<gid> 0750), tmp/ (<uid> 0700)
  */
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { CapacityError, Runtimes } from "@gust/protocol";
-import type { InvokeTarget } from "@gust/protocol";
+import type { InvokeTarget, RuntimeVersionRef } from "@gust/protocol";
 import type { Logger } from "@gust/telemetry";
 import { ProcessSandbox } from "./process-sandbox.js";
 import type { ProcessSandboxSpec } from "./process-sandbox.js";
@@ -19,8 +19,9 @@ import type { Sandbox, SandboxFactory } from "./sandbox.js";
 import { nodeHeapLimitMb } from "./sandbox-environment.js";
 import { SlotAllocator, killProcessesOfUids } from "./sandbox-isolation.js";
 import { leaseUidBlock, UID_BLOCK_SIZE, type UidLease } from "./uid-lease.js";
-import { installNodeRuntime } from "./runtime-files.js";
+import { installNodeRuntime, nodeRuntimeFilesFor } from "./runtime-files.js";
 import type { InstalledRuntime, NodeRuntimeFiles } from "./runtime-files.js";
+import { RuntimeUnavailableError, runtimeVersionOf } from "./runtime-version.js";
 
 export interface ProcessSandboxFactoryOptions {
   baseDir: string;
@@ -34,7 +35,13 @@ export interface ProcessSandboxFactoryOptions {
   sandboxUidBase: number;
   /** Where uid leases live. @default defaultLeaseDir() */
   uidLeaseDir?: string;
+  /** The files of the default Node.js bootstrap, installed at create(). */
   nodeRuntime: NodeRuntimeFiles;
+  /**
+   * Where the files of other bootstrap versions come from.
+   * @default nodeRuntimeFilesFor (the bootstraps @gust/runtime-node ships)
+   */
+  nodeBootstraps?: (version: string) => NodeRuntimeFiles | undefined;
   /**
    * The largest MemorySize one sandbox may get. A pre-initialized sandbox
    * cannot know its function's MemorySize when Node starts (the heap cap is
@@ -47,7 +54,10 @@ export interface ProcessSandboxFactoryOptions {
 
 export class ProcessSandboxFactory implements SandboxFactory {
   readonly #options: ProcessSandboxFactoryOptions;
+  /** The default bootstrap's installation; custom runtimes see it as LAMBDA_RUNTIME_DIR. */
   readonly #runtime: InstalledRuntime;
+  /** Bootstrap version → its installation, started on first use. */
+  readonly #installed = new Map<string, Promise<InstalledRuntime>>();
   readonly #uids: UidLease | undefined;
   readonly #sandboxesDir: string;
   readonly #slots = new SlotAllocator();
@@ -65,6 +75,7 @@ export class ProcessSandboxFactory implements SandboxFactory {
   ) {
     this.#options = options;
     this.#runtime = runtime;
+    this.#installed.set(runtime.version, Promise.resolve(runtime));
     this.#uids = uids;
     this.#sandboxesDir = path.join(options.baseDir, "sandboxes");
     process.on("exit", this.#killAllOnExit);
@@ -86,19 +97,21 @@ export class ProcessSandboxFactory implements SandboxFactory {
     await mkdir(path.join(options.baseDir, "sandboxes"), { recursive: true, mode: 0o711 });
     const runtime = await installNodeRuntime(
       options.nodeRuntime,
-      path.join(options.baseDir, "runtime", Runtimes.nodejs20),
+      nodeRuntimeDir(options.baseDir, options.nodeRuntime.version),
     );
     return new ProcessSandboxFactory(options, runtime, uids);
   }
 
+  /** The default bootstrap's version. */
   get runtimeVersion(): string {
     return this.#runtime.version;
   }
 
-  startPreinitialized(): Promise<Sandbox> {
+  startPreinitialized(version: RuntimeVersionRef): Promise<Sandbox> {
     const memoryMb = this.#options.maxSandboxMemoryMb;
     return this.#start({
       runtime: Runtimes.nodejs20,
+      runtimeVersion: version,
       heapLimitMb: nodeHeapLimitMb(memoryMb),
       memoryLimitMb: memoryMb,
     });
@@ -107,6 +120,7 @@ export class ProcessSandboxFactory implements SandboxFactory {
   startFor(target: InvokeTarget, zip: Uint8Array): Promise<Sandbox> {
     return this.#start({
       runtime: target.runtime,
+      runtimeVersion: runtimeVersionOf(target, this.#options.region),
       heapLimitMb: nodeHeapLimitMb(target.memoryMb),
       memoryLimitMb: target.memoryMb,
       function: { target, zip },
@@ -116,14 +130,45 @@ export class ProcessSandboxFactory implements SandboxFactory {
   async close(): Promise<void> {
     await Promise.allSettled([...this.#live].map((sandbox) => sandbox.dispose()));
     process.off("exit", this.#killAllOnExit);
-    await rm(this.#runtime.dir, { recursive: true, force: true });
+    await Promise.allSettled(this.#installed.values());
+    await rm(path.join(this.#options.baseDir, "runtime", Runtimes.nodejs20), {
+      recursive: true,
+      force: true,
+    });
     await this.#uids?.release();
   }
 
+  /** The installed files of the bootstrap a Node.js runtime version names. */
+  #install(version: RuntimeVersionRef): Promise<InstalledRuntime> {
+    // Custom runtimes run the bundle's own executable; they are shown the default's directory.
+    if (version.recipe.kind !== "node") return Promise.resolve(this.#runtime);
+    const bootstrap = version.recipe.bootstrap;
+    let installed = this.#installed.get(bootstrap);
+    if (installed === undefined) {
+      const files = (this.#options.nodeBootstraps ?? nodeRuntimeFilesFor)(bootstrap);
+      if (files === undefined) {
+        return Promise.reject(
+          new RuntimeUnavailableError(
+            `this worker has no Node.js bootstrap ${bootstrap} (runtime version ${version.runtime}:${version.version})`,
+          ),
+        );
+      }
+      installed = installNodeRuntime(files, nodeRuntimeDir(this.#options.baseDir, bootstrap));
+      // A failed installation is tried again by the next sandbox that needs it.
+      installed.catch(() => this.#installed.delete(bootstrap));
+      this.#installed.set(bootstrap, installed);
+    }
+    return installed;
+  }
+
   async #start(
-    spec: Pick<ProcessSandboxSpec, "runtime" | "heapLimitMb" | "memoryLimitMb" | "function">,
+    spec: Pick<
+      ProcessSandboxSpec,
+      "runtime" | "runtimeVersion" | "heapLimitMb" | "memoryLimitMb" | "function"
+    >,
   ): Promise<Sandbox> {
     const options = this.#options;
+    const runtime = await this.#install(spec.runtimeVersion);
     const id = `sb${++this.#sequence}-${randomBytes(4).toString("hex")}`;
     const uidBase = this.#uids?.base;
     const slot = uidBase === undefined ? undefined : this.#slots.allocate();
@@ -142,8 +187,8 @@ export class ProcessSandboxFactory implements SandboxFactory {
         ...spec,
         id,
         directory: path.join(this.#sandboxesDir, id),
-        runtimeDir: this.#runtime.dir,
-        bootstrapFile: this.#runtime.bootstrapFile,
+        runtimeDir: runtime.dir,
+        bootstrapFile: runtime.bootstrapFile,
         identity:
           slot === undefined || uidBase === undefined
             ? undefined
@@ -164,4 +209,8 @@ export class ProcessSandboxFactory implements SandboxFactory {
       throw error;
     }
   }
+}
+
+function nodeRuntimeDir(baseDir: string, bootstrapVersion: string): string {
+  return path.join(baseDir, "runtime", Runtimes.nodejs20, bootstrapVersion);
 }

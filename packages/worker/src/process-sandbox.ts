@@ -12,7 +12,7 @@ import { rm } from "node:fs/promises";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { GustError, Outcomes, Runtimes } from "@gust/protocol";
-import type { InvokeTarget, Runtime } from "@gust/protocol";
+import type { InvokeTarget, Runtime, RuntimeVersionRef } from "@gust/protocol";
 import {
   endSpan,
   sandboxTraceContext,
@@ -21,7 +21,14 @@ import {
   startChildSpan,
 } from "@gust/telemetry";
 import type { Logger } from "@gust/telemetry";
-import { endLine, lambdaErrorPayload, logStreamName, reportLine, startLine } from "./lambda-log.js";
+import {
+  endLine,
+  initStartLine,
+  lambdaErrorPayload,
+  logStreamName,
+  reportLine,
+  startLine,
+} from "./lambda-log.js";
 import { fromInitFailure, fromInterruption, fromRuntime } from "./invocation-verdict.js";
 import type { InitFailure, Interruption, Verdict } from "./invocation-verdict.js";
 import { LogBuffer } from "./log-buffer.js";
@@ -55,6 +62,8 @@ export interface ProcessSandboxSpec {
   /** The sandbox's own directory; task/ and tmp/ are made inside. */
   directory: string;
   runtime: Runtime;
+  /** The runtime version the sandbox starts: its recipe, and the name INIT_START gives. */
+  runtimeVersion: RuntimeVersionRef;
   /** The installed Node.js runtime (LAMBDA_RUNTIME_DIR) and its bootstrap file. */
   runtimeDir: string;
   bootstrapFile: string;
@@ -219,11 +228,21 @@ export class ProcessSandbox implements Sandbox {
     const spec = this.#spec;
     const target = spec.function?.target;
     const custom = spec.runtime !== Runtimes.nodejs20;
-    const command = custom ? path.join(this.#paths.taskRoot, "bootstrap") : process.execPath;
+    const recipe = spec.runtimeVersion.recipe;
+    const command = custom
+      ? path.join(
+          this.#paths.taskRoot,
+          recipe.kind === "provided" ? recipe.entrypoint : "bootstrap",
+        )
+      : process.execPath;
+    const nodeFlags = recipe.kind === "node" ? recipe.nodeFlags : [];
     this.#initStartedAt = performance.now();
+    this.#log.platform(initStartLine(spec.runtimeVersion));
     const child = new SandboxProcess({
       command,
-      args: custom ? [] : nodeArguments(this.#paths, spec.heapLimitMb, spec.bootstrapFile),
+      args: custom
+        ? []
+        : nodeArguments(this.#paths, spec.heapLimitMb, spec.bootstrapFile, nodeFlags),
       cwd: this.#paths.taskRoot,
       env: target
         ? sandboxEnvironment(this.#paths, api.address, spec.region, target, this.#logStream)

@@ -3,10 +3,16 @@
  * @gust/runtime-node's build in the worker's own directory, world-readable,
  * because the package may live where an unprivileged sandbox uid cannot read
  * (e.g. under /root) and Node's permission model must name one directory.
+ * Each bootstrap version a runtime version names is installed on its own.
  */
 import { chmod, cp, lstat, readdir, rm } from "node:fs/promises";
 import path from "node:path";
-import { bootstrapDir, bootstrapEntry, RUNTIME_NODE_VERSION } from "@gust/runtime-node";
+import {
+  bootstrapDir,
+  bootstrapEntry,
+  nodeBootstrap,
+  RUNTIME_NODE_VERSION,
+} from "@gust/runtime-node";
 import { ConfigError } from "@gust/protocol";
 
 /** Where a Node.js runtime version's files come from. */
@@ -20,6 +26,14 @@ export interface NodeRuntimeFiles {
 
 export function defaultNodeRuntimeFiles(): NodeRuntimeFiles {
   return { sourceDir: bootstrapDir, entry: bootstrapEntry, version: RUNTIME_NODE_VERSION };
+}
+
+/** The files of a bootstrap version @gust/runtime-node ships, or undefined. */
+export function nodeRuntimeFilesFor(version: string): NodeRuntimeFiles | undefined {
+  const bootstrap = nodeBootstrap(version);
+  return bootstrap === undefined
+    ? undefined
+    : { sourceDir: bootstrap.dir, entry: bootstrap.entry, version: bootstrap.version };
 }
 
 export interface InstalledRuntime {

@@ -47,10 +47,12 @@ export function nodeHeapLimitMb(memoryMb: number): number {
   return Math.max(32, Math.floor(memoryMb * 0.85));
 }
 
+/** `node`'s command line; `extraFlags` are the runtime version's (checked against RECIPE_NODE_FLAGS). */
 export function nodeArguments(
   paths: SandboxPaths,
   heapLimitMb: number,
   bootstrapFile: string,
+  extraFlags: readonly string[] = [],
 ): string[] {
   return [
     "--experimental-permission",
@@ -62,6 +64,7 @@ export function nodeArguments(
     `--max-old-space-size=${heapLimitMb}`,
     // Printed at every start, it would open every cold start's log.
     "--disable-warning=ExperimentalWarning",
+    ...extraFlags,
     bootstrapFile,
   ];
 }

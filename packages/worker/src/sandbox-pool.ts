@@ -1,31 +1,37 @@
 /**
  * Which sandbox runs an invocation, and how many live at once.
  *
- * An invocation of (functionKey, revisionId) takes, in order: an idle sandbox
- * of that revision (warm); a pre-initialized Node.js sandbox, given the code
+ * An invocation of (functionKey, revisionId) on a runtime version takes, in
+ * order: an idle sandbox of that revision and version (warm); a
+ * pre-initialized Node.js sandbox of that version, given the code
  * (preinitialized); a new sandbox (cold). Room is counted in sandboxes and in
  * MB of MemorySize; when there is none, idle sandboxes of other functions are
  * stopped, pre-initialized ones first, then least recently used first. A
  * sandbox of another revision of the same function is never reused: idle ones
  * are stopped when a new revision shows up, busy ones when they finish.
+ * Sandboxes of one revision on two runtime versions live side by side (a
+ * rollout runs some invocations on each).
+ *
+ * Pre-initialized sandboxes are kept per Node.js runtime version
+ * (runtime-version-pools.ts): the default version's always, another
+ * version's while invocations ask for it.
  *
  * Every decision that takes room is made synchronously, so concurrent
  * acquisitions and the background refill cannot overbook.
  */
 import { CapacityError, FunctionLimits, Runtimes, StartKinds, functionKey } from "@gust/protocol";
-import type { InvokeTarget, StartKind, WarmFunction } from "@gust/protocol";
+import type { InvokeTarget, RuntimeVersionRef, StartKind, WarmFunction } from "@gust/protocol";
 import type { Logger } from "@gust/telemetry";
+import { RuntimeVersionPools, type VersionPool } from "./runtime-version-pools.js";
 import type { Sandbox, SandboxFactory } from "./sandbox.js";
 
 /** Room a pre-initialized sandbox holds until it is given a function (and its MemorySize). */
 export const PREINITIALIZED_RESERVATION_MB = FunctionLimits.minMemoryMb;
-const REFILL_BACKOFF_MIN_MS = 500;
-const REFILL_BACKOFF_MAX_MS = 30_000;
 
 type EntryState =
   /** Pre-initialized, still starting. */
   | "warming"
-  /** Pre-initialized and ready for any Node.js function. */
+  /** Pre-initialized and ready for any Node.js function on its runtime version. */
   | "pooled"
   | "busy"
   | "idle"
@@ -37,6 +43,8 @@ interface Entry {
   state: EntryState;
   functionKey: string | undefined;
   revisionId: string | undefined;
+  /** The ARN of the runtime version the sandbox runs. */
+  readonly runtimeVersionArn: string;
   memoryMb: number;
   lastUsedAt: number;
   /** Serves an older revision: stop it once its invocation ends. */
@@ -54,11 +62,25 @@ export interface SandboxPoolOptions {
   factory: SandboxFactory;
   maxSandboxes: number;
   memoryMb: number;
+  /** Pre-initialized sandboxes kept ready per Node.js runtime version with a pool. */
   preinitializedPoolSize: number;
   keepAliveMs: number;
   logger: Logger;
+  /**
+   * The Node.js runtime version pooled before any invocation says which is
+   * the default. @default nodejs20.x's built-in default, in us-east-1
+   */
+  defaultRuntimeVersion?: RuntimeVersionRef;
   /** @default Date.now */
   now?: () => number;
+}
+
+/** One runtime version's sandboxes. */
+export interface RuntimeVersionPoolStats {
+  preinitialized: number;
+  warming: number;
+  busy: number;
+  idle: number;
 }
 
 export interface PoolStats {
@@ -70,6 +92,8 @@ export interface PoolStats {
   /** Pre-initialized sandboxes ready to be assigned, and those still starting. */
   preinitialized: number;
   warming: number;
+  /** The same by runtime version ARN (versions with live sandboxes only). */
+  runtimeVersions: Record<string, RuntimeVersionPoolStats>;
 }
 
 export class SandboxPool {
@@ -78,16 +102,21 @@ export class SandboxPool {
   readonly #entries = new Set<Entry>();
   readonly #disposals = new Set<Promise<void>>();
   readonly #reaper: NodeJS.Timeout;
+  readonly #versions: RuntimeVersionPools;
   #seq = 0;
-  #refillFailures = 0;
-  #refillNotBefore = 0;
   #refillTimer: NodeJS.Timeout | undefined;
+  #refillTimerAt = 0;
   #draining = false;
   #closed = false;
 
   constructor(options: SandboxPoolOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
+    this.#versions = new RuntimeVersionPools({
+      defaultVersion: options.defaultRuntimeVersion,
+      keepAliveMs: options.keepAliveMs,
+      now: this.#now,
+    });
     const every = Math.max(10, Math.min(1000, Math.floor(options.keepAliveMs / 4)));
     this.#reaper = setInterval(() => this.reapIdle(), every);
     this.#reaper.unref();
@@ -98,23 +127,44 @@ export class SandboxPool {
   async acquire(target: InvokeTarget, loadCode: () => Promise<Uint8Array>): Promise<Lease> {
     this.#assertOpen();
     const key = functionKey(target.tenantId, target.name);
+    const version = this.#versionOf(target);
     this.#retireOtherRevisions(key, target.revisionId);
-    const warm = this.#takeIdle(key, target.revisionId);
+    const warm = this.#takeIdle(key, target.revisionId, version.arn);
     if (warm) return warm;
 
+    const newPool =
+      target.runtime === Runtimes.nodejs20 &&
+      this.#versions.want(version.ref, target.runtimeVersionIsDefault === true);
+    try {
+      return await this.#acquireWithCode(target, key, version.arn, loadCode);
+    } finally {
+      // Started after this invocation's own sandbox, so the pool does not take its room.
+      if (newPool) this.#refill();
+    }
+  }
+
+  async #acquireWithCode(
+    target: InvokeTarget,
+    key: string,
+    runtimeVersionArn: string,
+    loadCode: () => Promise<Uint8Array>,
+  ): Promise<Lease> {
     const zip = await loadCode();
     this.#assertOpen();
     // Another invocation may have finished while the code loaded.
-    const warmNow = this.#takeIdle(key, target.revisionId);
+    const warmNow = this.#takeIdle(key, target.revisionId, runtimeVersionArn);
     if (warmNow) return warmNow;
 
     if (target.runtime === Runtimes.nodejs20) {
       const pooled = [...this.#entries].find(
-        (entry) => entry.state === "pooled" && !entry.sandbox?.exited,
+        (entry) =>
+          entry.state === "pooled" &&
+          entry.runtimeVersionArn === runtimeVersionArn &&
+          !entry.sandbox?.exited,
       );
       if (pooled?.sandbox) return this.#assignPooled(pooled, pooled.sandbox, target, key, zip);
     }
-    return this.#startCold(target, key, zip);
+    return this.#startCold(target, key, runtimeVersionArn, zip);
   }
 
   /** Hand a sandbox back; one that cannot be reused (or is retired, or the pool is draining) is stopped. */
@@ -130,11 +180,21 @@ export class SandboxPool {
     this.#refill();
   }
 
-  /** Stop sandboxes idle for keepAliveMs. Runs on a timer; public for tests. */
+  /**
+   * Stop sandboxes idle for keepAliveMs, and the pre-initialized ones of
+   * versions nothing has asked for in as long. Runs on a timer; public for tests.
+   */
   reapIdle(): void {
     const cutoff = this.#now() - this.#options.keepAliveMs;
+    const dropped = new Set(this.#versions.expire());
     for (const entry of this.#entries) {
       if (entry.state === "idle" && entry.lastUsedAt <= cutoff) this.#discard(entry);
+      else if (
+        (entry.state === "pooled" || entry.state === "warming") &&
+        dropped.has(entry.runtimeVersionArn)
+      ) {
+        this.#discard(entry);
+      }
     }
     this.#refill();
   }
@@ -147,14 +207,26 @@ export class SandboxPool {
       idle: 0,
       preinitialized: 0,
       warming: 0,
+      runtimeVersions: {},
     };
     for (const entry of this.#entries) {
       stats.sandboxes++;
       stats.memoryMb += entry.memoryMb;
-      if (entry.state === "busy") stats.busy++;
-      else if (entry.state === "idle") stats.idle++;
-      else if (entry.state === "pooled") stats.preinitialized++;
-      else if (entry.state === "warming") stats.warming++;
+      const byVersion = (stats.runtimeVersions[entry.runtimeVersionArn] ??= {
+        preinitialized: 0,
+        warming: 0,
+        busy: 0,
+        idle: 0,
+      });
+      const field =
+        entry.state === "pooled"
+          ? "preinitialized"
+          : entry.state === "closing"
+            ? undefined
+            : entry.state;
+      if (field === undefined) continue;
+      stats[field]++;
+      byVersion[field]++;
     }
     return stats;
   }
@@ -218,10 +290,23 @@ export class SandboxPool {
     if (this.#draining) throw new CapacityError("the worker is draining");
   }
 
-  #takeIdle(key: string, revisionId: string): Lease | undefined {
+  /** A Node.js target without a version (from an older frontend) runs the default. */
+  #versionOf(target: InvokeTarget): { arn: string; ref: RuntimeVersionRef | undefined } {
+    const ref =
+      target.runtimeVersion ??
+      (target.runtime === Runtimes.nodejs20 ? this.#versions.defaultVersion : undefined);
+    return { arn: ref?.arn ?? `built-in:${target.runtime}`, ref };
+  }
+
+  #takeIdle(key: string, revisionId: string, runtimeVersionArn: string): Lease | undefined {
     let best: Entry | undefined;
     for (const entry of this.#entries) {
-      if (entry.state !== "idle" || entry.functionKey !== key || entry.revisionId !== revisionId)
+      if (
+        entry.state !== "idle" ||
+        entry.functionKey !== key ||
+        entry.revisionId !== revisionId ||
+        entry.runtimeVersionArn !== runtimeVersionArn
+      )
         continue;
       if (!entry.sandbox || entry.sandbox.exited) continue;
       // Most recently used first, so that the others can reach their keep-alive and go.
@@ -266,9 +351,14 @@ export class SandboxPool {
     return { sandbox, startKind: StartKinds.preinitialized, entry };
   }
 
-  async #startCold(target: InvokeTarget, key: string, zip: Uint8Array): Promise<Lease> {
+  async #startCold(
+    target: InvokeTarget,
+    key: string,
+    runtimeVersionArn: string,
+    zip: Uint8Array,
+  ): Promise<Lease> {
     if (!this.#makeRoom(1, target.memoryMb)) throw this.#noRoom(target);
-    const entry = this.#add("busy", target.memoryMb);
+    const entry = this.#add("busy", target.memoryMb, runtimeVersionArn);
     entry.functionKey = key;
     entry.revisionId = target.revisionId;
     let sandbox: Sandbox;
@@ -301,7 +391,9 @@ export class SandboxPool {
       .filter(
         (entry) => entry.state === "pooled" || entry.state === "warming" || entry.state === "idle",
       )
-      .sort((a, b) => rank(a) - rank(b) || a.lastUsedAt - b.lastUsedAt || a.seq - b.seq);
+      .sort(
+        (a, b) => this.#rank(a) - this.#rank(b) || a.lastUsedAt - b.lastUsedAt || a.seq - b.seq,
+      );
     const victims: Entry[] = [];
     for (const candidate of candidates) {
       if (fits()) break;
@@ -320,6 +412,15 @@ export class SandboxPool {
     return true;
   }
 
+  /**
+   * Pre-initialized sandboxes are the cheapest to replace, so they go first,
+   * those of versions other than the default before the default's.
+   */
+  #rank(entry: Entry): number {
+    if (entry.state === "idle") return 2;
+    return entry.runtimeVersionArn === this.#versions.defaultVersion.arn ? 1 : 0;
+  }
+
   #noRoom(target: InvokeTarget): CapacityError {
     const stats = this.stats();
     return new CapacityError(
@@ -328,24 +429,32 @@ export class SandboxPool {
     );
   }
 
-  // ---- the pre-initialized pool ---------------------------------------------------------
+  // ---- the pre-initialized pools ----------------------------------------------------
 
   #refill(): void {
     if (this.#draining || this.#closed) return;
     const now = this.#now();
-    if (now < this.#refillNotBefore) {
-      this.#scheduleRefill(this.#refillNotBefore - now);
-      return;
-    }
-    let unassigned = 0;
-    for (const entry of this.#entries)
-      if (entry.state === "pooled" || entry.state === "warming") unassigned++;
-    while (
-      unassigned < this.#options.preinitializedPoolSize &&
-      this.#hasFreeRoom(PREINITIALIZED_RESERVATION_MB)
-    ) {
-      unassigned++;
-      this.#startPooled();
+    for (const pool of this.#versions.inRefillOrder()) {
+      if (now < pool.refillNotBefore) {
+        this.#scheduleRefill(pool.refillNotBefore - now);
+        continue;
+      }
+      let unassigned = 0;
+      for (const entry of this.#entries) {
+        if (
+          (entry.state === "pooled" || entry.state === "warming") &&
+          entry.runtimeVersionArn === pool.version.arn
+        ) {
+          unassigned++;
+        }
+      }
+      while (
+        unassigned < this.#options.preinitializedPoolSize &&
+        this.#hasFreeRoom(PREINITIALIZED_RESERVATION_MB)
+      ) {
+        unassigned++;
+        this.#startPooled(pool);
+      }
     }
   }
 
@@ -357,38 +466,41 @@ export class SandboxPool {
     );
   }
 
-  #startPooled(): void {
-    const entry = this.#add("warming", PREINITIALIZED_RESERVATION_MB);
+  #startPooled(pool: VersionPool): void {
+    const entry = this.#add("warming", PREINITIALIZED_RESERVATION_MB, pool.version.arn);
     void this.#options.factory
-      .startPreinitialized()
+      .startPreinitialized(pool.version)
       .then(async (sandbox) => {
         if (!this.#attach(entry, sandbox)) return;
         await sandbox.ready();
         if (entry.state !== "warming") return;
         entry.state = "pooled";
-        this.#refillFailures = 0;
+        pool.refillFailures = 0;
       })
       .catch((error: unknown) => {
         if (entry.state !== "warming") return;
         this.#discard(entry);
-        this.#pooledSandboxFailed(error);
+        this.#pooledSandboxFailed(pool, error);
       });
   }
 
   /** A runtime that keeps dying before it gets a function must not be restarted in a tight loop. */
-  #pooledSandboxFailed(error: unknown): void {
-    this.#refillFailures++;
-    const backoff = Math.min(
-      REFILL_BACKOFF_MAX_MS,
-      REFILL_BACKOFF_MIN_MS * 2 ** (this.#refillFailures - 1),
-    );
-    this.#refillNotBefore = this.#now() + backoff;
-    this.#options.logger.warn("a pre-initialized sandbox failed", { error, retryInMs: backoff });
+  #pooledSandboxFailed(pool: VersionPool, error: unknown): void {
+    const backoff = this.#versions.failed(pool);
+    this.#options.logger.warn("a pre-initialized sandbox failed", {
+      error,
+      runtimeVersionArn: pool.version.arn,
+      retryInMs: backoff,
+    });
     this.#scheduleRefill(backoff);
   }
 
   #scheduleRefill(ms: number): void {
-    if (this.#refillTimer) return;
+    const at = this.#now() + ms;
+    // One timer, for the earliest refill any pool waits for.
+    if (this.#refillTimer !== undefined && this.#refillTimerAt <= at) return;
+    clearTimeout(this.#refillTimer);
+    this.#refillTimerAt = at;
     this.#refillTimer = setTimeout(() => {
       this.#refillTimer = undefined;
       this.#refill();
@@ -398,13 +510,14 @@ export class SandboxPool {
 
   // ---- entries --------------------------------------------------------------------------
 
-  #add(state: EntryState, memoryMb: number): Entry {
+  #add(state: EntryState, memoryMb: number, runtimeVersionArn: string): Entry {
     const entry: Entry = {
       seq: ++this.#seq,
       sandbox: undefined,
       state,
       functionKey: undefined,
       revisionId: undefined,
+      runtimeVersionArn,
       memoryMb,
       lastUsedAt: this.#now(),
       retired: false,
@@ -432,7 +545,9 @@ export class SandboxPool {
         this.#refill();
       } else if (entry.state === "pooled") {
         this.#discard(entry);
-        this.#pooledSandboxFailed(new Error(`exited with ${exit.code ?? exit.signal ?? "?"}`));
+        const pool = this.#versions.get(entry.runtimeVersionArn);
+        const error = new Error(`exited with ${exit.code ?? exit.signal ?? "?"}`);
+        if (pool) this.#pooledSandboxFailed(pool, error);
       }
     });
     return true;
@@ -451,9 +566,4 @@ export class SandboxPool {
       .finally(() => this.#disposals.delete(tracked));
     this.#disposals.add(tracked);
   }
-}
-
-/** Pre-initialized sandboxes are the cheapest to replace, so they go first. */
-function rank(entry: Entry): number {
-  return entry.state === "idle" ? 1 : 0;
 }

@@ -4,7 +4,7 @@
  * implementation; the seam leaves room for microVMs, and unit tests of the
  * pool use a fake.
  */
-import type { InvokeTarget, Outcome } from "@gust/protocol";
+import type { InvokeTarget, Outcome, RuntimeVersionRef } from "@gust/protocol";
 import type { Span } from "@gust/telemetry";
 
 export interface SandboxInvocation {
@@ -57,9 +57,12 @@ export interface Sandbox {
 }
 
 export interface SandboxFactory {
-  /** A started, function-less Node.js sandbox for the pre-initialized pool. */
-  startPreinitialized(): Promise<Sandbox>;
-  /** A sandbox started for one function, its code already in place (a cold start). */
+  /** A started, function-less Node.js sandbox of one runtime version, for its pre-initialized pool. */
+  startPreinitialized(version: RuntimeVersionRef): Promise<Sandbox>;
+  /**
+   * A sandbox started for one function, its code already in place (a cold
+   * start), on the target's runtime version.
+   */
   startFor(target: InvokeTarget, zip: Uint8Array): Promise<Sandbox>;
   /** Release what the factory holds (runtime files, directories). */
   close(): Promise<void>;

@@ -11,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Bus, BusMessage, Subscription } from "@gust/bus";
 import {
+  builtInDefaultRuntimeVersion,
   BusHeaders,
   CapacityError,
   DecodeError,
@@ -22,6 +23,7 @@ import {
   decodeRecord,
   encode,
   isRuntime,
+  Runtimes,
   serializeError,
 } from "@gust/protocol";
 import type {
@@ -47,6 +49,7 @@ import { CodeCache } from "./code-cache.js";
 import type { CodeSource } from "./code-cache.js";
 import { EXECUTED_VERSION } from "./lambda-log.js";
 import { resolveWorkerOptions } from "./options.js";
+import { runtimeVersionOf, withRuntimeVersion } from "./runtime-version.js";
 import type { ResolvedWorkerOptions, WorkerOptions } from "./options.js";
 import { ProcessSandboxFactory } from "./process-sandbox-factory.js";
 import { defaultNodeRuntimeFiles } from "./runtime-files.js";
@@ -168,6 +171,7 @@ class WorkerManager implements Worker {
       memoryMb: options.memoryMb,
       preinitializedPoolSize: options.preinitializedPoolSize,
       keepAliveMs: options.keepAliveMs,
+      defaultRuntimeVersion: builtInDefaultRuntimeVersion(options.region, Runtimes.nodejs20),
       logger,
     });
   }
@@ -218,6 +222,7 @@ class WorkerManager implements Worker {
     try {
       request = decodeAs(message.data, "invoke");
       checkTarget(request.target);
+      request.target = withRuntimeVersion(request.target, this.#options.region);
     } catch (error) {
       const decodeError =
         error instanceof DecodeError
@@ -321,6 +326,7 @@ class WorkerManager implements Worker {
       outcome: result.outcome,
       payload: result.payload,
       executedVersion: EXECUTED_VERSION,
+      runtimeVersionArn: runtimeVersionOf(target, this.#options.region).arn,
       startKind: lease.startKind,
       durationMs: result.durationMs,
       ...(result.logTail === undefined ? {} : { logTail: result.logTail }),

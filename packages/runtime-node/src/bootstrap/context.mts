@@ -9,6 +9,7 @@ export interface CognitoIdentity {
   cognitoIdentityPoolId: string | undefined;
 }
 
+/** The context of every runtime version. */
 export interface LambdaContext {
   functionName: string;
   functionVersion: string;
@@ -20,8 +21,12 @@ export interface LambdaContext {
   logStreamName: string;
   identity: CognitoIdentity | undefined;
   clientContext: unknown;
-  callbackWaitsForEmptyEventLoop: boolean;
   getRemainingTimeInMillis(): number;
+}
+
+/** What a runtime with callback handlers adds (see profile.mts). */
+export interface CallbackLambdaContext extends LambdaContext {
+  callbackWaitsForEmptyEventLoop: boolean;
   succeed(result?: unknown): void;
   fail(error?: unknown): void;
   done(error?: unknown, result?: unknown): void;
@@ -55,12 +60,8 @@ function parseIdentity(text: string | undefined): CognitoIdentity | undefined {
 
 export type Completion = (error: unknown, result: unknown) => void;
 
-/** Builds the context for one invocation; succeed/fail/done report through `complete`. */
-export function createContext(
-  invocation: Invocation,
-  env: NodeJS.ProcessEnv,
-  complete: Completion,
-): LambdaContext {
+/** Builds the context for one invocation of a runtime without callbacks. */
+export function createContext(invocation: Invocation, env: NodeJS.ProcessEnv): LambdaContext {
   const functionName = env["AWS_LAMBDA_FUNCTION_NAME"] ?? "";
   return {
     functionName,
@@ -72,8 +73,29 @@ export function createContext(
     logStreamName: env["AWS_LAMBDA_LOG_STREAM_NAME"] ?? "",
     identity: parseIdentity(invocation.cognitoIdentity),
     clientContext: parseJson(invocation.clientContext),
-    callbackWaitsForEmptyEventLoop: true,
     getRemainingTimeInMillis: () => Math.max(0, invocation.deadlineMs - Date.now()),
+  };
+}
+
+/** Builds the context of a runtime with callbacks; succeed/fail/done report through `complete`. */
+export function createCallbackContext(
+  invocation: Invocation,
+  env: NodeJS.ProcessEnv,
+  complete: Completion,
+): CallbackLambdaContext {
+  const base = createContext(invocation, env);
+  return {
+    functionName: base.functionName,
+    functionVersion: base.functionVersion,
+    invokedFunctionArn: base.invokedFunctionArn,
+    memoryLimitInMB: base.memoryLimitInMB,
+    awsRequestId: base.awsRequestId,
+    logGroupName: base.logGroupName,
+    logStreamName: base.logStreamName,
+    identity: base.identity,
+    clientContext: base.clientContext,
+    callbackWaitsForEmptyEventLoop: true,
+    getRemainingTimeInMillis: () => base.getRemainingTimeInMillis(),
     succeed: (result?: unknown) => complete(null, result),
     fail: (error?: unknown) => complete(error ?? "handled", undefined),
     done: (error?: unknown, result?: unknown) => complete(error, result),

@@ -11,6 +11,7 @@ export const RuntimeErrorTypes = {
   handlerNotFound: "Runtime.HandlerNotFound",
   userCodeSyntax: "Runtime.UserCodeSyntaxError",
   malformedHandlerName: "Runtime.MalformedHandlerName",
+  callbackHandlerDeprecated: "Runtime.CallbackHandlerDeprecated",
   unhandledPromiseRejection: "Runtime.UnhandledPromiseRejection",
   marshal: "Runtime.MarshalError",
   unmarshal: "Runtime.UnmarshalError",

@@ -10,6 +10,7 @@ import { createRequire } from "node:module";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { RuntimeError, RuntimeErrorTypes } from "./errors.mjs";
+import type { RuntimeProfile } from "./profile.mjs";
 
 export type Callback = (error?: unknown, result?: unknown) => void;
 export type Handler = (event: unknown, context: unknown, callback: Callback) => unknown;
@@ -105,8 +106,17 @@ export function resolveExport(namespace: unknown, exportPath: readonly string[])
   return value;
 }
 
-/** Loads the handler named by `_HANDLER`; throws the Runtime.* error Lambda would report. */
-export async function loadHandler(taskRoot: string, handler: string): Promise<Handler> {
+/**
+ * Loads the handler named by `_HANDLER`; throws the Runtime.* error Lambda
+ * would report. A runtime without callbacks refuses a handler that declares
+ * a third parameter, as Lambda's nodejs24.x does: it judges by the declared
+ * parameters (Function.length), before the handler ever runs.
+ */
+export async function loadHandler(
+  taskRoot: string,
+  handler: string,
+  profile: RuntimeProfile,
+): Promise<Handler> {
   const name = parseHandlerName(handler);
   const file = resolveHandlerModule(taskRoot, name);
   let namespace: unknown;
@@ -120,6 +130,14 @@ export async function loadHandler(taskRoot: string, handler: string): Promise<Ha
     throw new RuntimeError(
       RuntimeErrorTypes.handlerNotFound,
       `${handler} is undefined or not exported`,
+    );
+  }
+  if (!profile.callbacks && value.length >= 3) {
+    throw new RuntimeError(
+      RuntimeErrorTypes.callbackHandlerDeprecated,
+      `${handler} takes a callback (it declares ${value.length} parameters): this runtime version ` +
+        `(bootstrap ${profile.version}) no longer supports callback-based handlers. Use an async ` +
+        "handler, (event, context) => result, or pin the function to an earlier runtime version.",
     );
   }
   return value as Handler;

@@ -9,10 +9,15 @@
  * only when no handle keeps the process alive; the Runtime API client's idle
  * keep-alive sockets are unref'd, so they do not count. A handler that never
  * completes at all gets a `null` result once the loop drains, as in Lambda.
+ *
+ * A runtime without callbacks (profile.mts) calls the handler with the event
+ * and the context only, and takes what it returns, awaited when it is a
+ * promise, as the result.
  */
-import { createContext } from "./context.mjs";
+import { createCallbackContext, createContext } from "./context.mjs";
 import type { LambdaContext } from "./context.mjs";
 import type { Handler } from "./handler.mjs";
+import type { RuntimeProfile } from "./profile.mjs";
 import type { Invocation } from "./runtime-api.mjs";
 
 export type Outcome = { kind: "response"; result: unknown } | { kind: "error"; error: unknown };
@@ -66,7 +71,9 @@ export function invoke(
   invocation: Invocation,
   env: NodeJS.ProcessEnv,
   drain: EventLoopDrain,
+  profile: RuntimeProfile,
 ): RunningInvocation {
+  if (!profile.callbacks) return invokeWithoutCallback(handler, event, invocation, env, drain);
   let settle!: (outcome: Outcome) => void;
   const outcome = new Promise<Outcome>((resolve) => {
     settle = resolve;
@@ -94,7 +101,7 @@ export function invoke(
       cancelDrainWaits.push(drain.whenEmpty(() => finish(done)));
     else finish(done);
   };
-  const context = createContext(invocation, env, complete);
+  const context = createCallbackContext(invocation, env, complete);
   cancelDrainWaits.push(
     drain.whenEmpty(() => {
       if (!calledBack) finish({ kind: "response", result: null });
@@ -118,5 +125,41 @@ export function invoke(
   } catch (error) {
     finish({ kind: "error", error });
   }
+  return { context, outcome };
+}
+
+function invokeWithoutCallback(
+  handler: Handler,
+  event: unknown,
+  invocation: Invocation,
+  env: NodeJS.ProcessEnv,
+  drain: EventLoopDrain,
+): RunningInvocation {
+  const context = createContext(invocation, env);
+  let cancelDrainWait: (() => void) | undefined;
+  const outcome = new Promise<Outcome>((resolve) => {
+    let settled = false;
+    const finish = (result: Outcome) => {
+      if (settled) return;
+      settled = true;
+      cancelDrainWait?.();
+      resolve(result);
+    };
+    // A promise that can never settle (nothing left on the event loop) ends as in 1.0.0.
+    cancelDrainWait = drain.whenEmpty(() => finish({ kind: "response", result: null }));
+    try {
+      const returned = (handler as (event: unknown, context: unknown) => unknown)(event, context);
+      if (isThenable(returned)) {
+        returned.then(
+          (result) => finish({ kind: "response", result }),
+          (error: unknown) => finish({ kind: "error", error }),
+        );
+      } else {
+        finish({ kind: "response", result: returned });
+      }
+    } catch (error) {
+      finish({ kind: "error", error });
+    }
+  });
   return { context, outcome };
 }

@@ -91,10 +91,11 @@ export class RuntimeApiClient {
   private readonly host: string;
   private readonly port: number;
   private readonly agent = new http.Agent({ keepAlive: true });
-  private readonly userAgent = `gust-runtime-node/${RUNTIME_NODE_VERSION} node/${process.version}`;
+  private readonly userAgent: string;
 
-  /** `endpoint` is AWS_LAMBDA_RUNTIME_API: "host:port". */
-  constructor(endpoint: string) {
+  /** `endpoint` is AWS_LAMBDA_RUNTIME_API: "host:port"; `version` the bootstrap's. */
+  constructor(endpoint: string, version = RUNTIME_NODE_VERSION) {
+    this.userAgent = `gust-runtime-node/${version} node/${process.version}`;
     const url = new URL(`http://${endpoint}`);
     this.host = url.hostname.replace(/^\[(.*)\]$/, "$1");
     this.port = url.port === "" ? 80 : Number(url.port);

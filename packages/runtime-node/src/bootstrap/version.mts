@@ -1,2 +1,2 @@
-/** The bootstrap's own version; a runtime version (e.g. nodejs20 v3) pins one. */
+/** The version of bootstrap.mjs, this package's first bootstrap; `nodeBootstraps` lists them all. */
 export const RUNTIME_NODE_VERSION = "1.0.0";

@@ -1,0 +1,186 @@
+/**
+ * The gossip transport: carries the admission controller's messages over the
+ * bus (DESIGN.md, "Gossip and shares").
+ *
+ *   every gossipIntervalMs   demandReport(now) → publish gust.v1.gossip.demand
+ *   gust.v1.gossip.demand    → receiveReport (our own report comes back too; ignored)
+ *   gust.v1.gossip.loan.<id> → receiveLoanMessage (loans addressed to this frontend)
+ *   bus status               → connectivity(connected)
+ *
+ * Reports and loan messages are plain records (encodeRecord/decodeRecord):
+ * the controller validates them, so junk from a peer is dropped there, and
+ * logged here at debug level at most once a minute per sender.
+ *
+ * The tick runs whether or not the bus is connected, because it is also the
+ * controller's clock (demand windows, peer expiry, temporary limits); a
+ * report is published only while connected, since NATS would otherwise
+ * buffer stale reports and deliver them all on reconnect. A standalone
+ * frontend ticks and publishes nothing.
+ *
+ * Leaving: stop() ends the tick and the subscriptions, and the peers drop
+ * this frontend after `peerExpiryIntervals` silent intervals. A draining
+ * frontend keeps gossiping until it closes: it still admits requests during
+ * the drain delay, and its invocations hold slots until they end, so its
+ * reports must keep counting them or its peers would hand those slots out
+ * a second time.
+ */
+import type { Bus, BusStatus, Subscription } from "@gust/bus";
+import { parseDemandReport, type DemandReport, type LoanMessage } from "@gust/admission";
+import { decodeRecord, encodeRecord, Subjects } from "@gust/protocol";
+import type { Logger } from "@gust/telemetry";
+
+/** What the transport drives: AdmissionController's gossip methods (FleetAdmission forwards them). */
+export interface GossipEndpoint {
+  /** This frontend's id in gossip: unique per process start. */
+  readonly instanceId: string;
+  demandReport(now: number): DemandReport;
+  receiveReport(value: unknown, now: number): boolean;
+  receiveLoanMessage(value: unknown, now: number): void;
+  connectivity(connected: boolean, now: number): void;
+}
+
+export interface GossipTransportOptions {
+  intervalMs: number;
+  /** Tick only: no gossip on the bus (the only admission point). */
+  standalone: boolean;
+  /** @default Date.now */
+  now?: () => number;
+}
+
+/** A sender of junk is logged at most this often. */
+const JUNK_LOG_INTERVAL_MS = 60_000;
+/** Senders remembered for that; junk can name any sender, so the memory is bounded. */
+const MAX_JUNK_SENDERS = 1000;
+
+export class GossipTransport {
+  private readonly now: () => number;
+  private timer: NodeJS.Timeout | undefined;
+  private subscriptions: Subscription[] = [];
+  private removeStatusListener: (() => void) | undefined;
+  private connected = true;
+  private readonly junkLoggedAt = new Map<string, number>();
+  /** Reports published and their bytes, since start (for operators and the benchmark). */
+  readonly sent = { reports: 0, bytes: 0, loanMessages: 0, loanBytes: 0 };
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly endpoint: GossipEndpoint,
+    private readonly logger: Logger,
+    private readonly options: GossipTransportOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  get running(): boolean {
+    return this.timer !== undefined;
+  }
+
+  start(): void {
+    if (this.timer) return;
+    if (!this.options.standalone) {
+      const id = this.endpoint.instanceId;
+      this.subscriptions = [
+        this.bus.subscribe(Subjects.gossipDemand, (message) => this.onReport(message.data)),
+        this.bus.subscribe(Subjects.gossipLoan(id), (message) => this.onLoan(message.data)),
+      ];
+      this.removeStatusListener = this.bus.onStatus((status) => this.onStatus(status));
+    }
+    this.timer = setInterval(() => this.tick(), this.options.intervalMs);
+    // A frontend that has closed everything else must not stay alive for its gossip.
+    this.timer.unref();
+  }
+
+  /** Stop publishing and listening. Idempotent. */
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    for (const subscription of this.subscriptions) subscription.unsubscribe();
+    this.subscriptions = [];
+    this.removeStatusListener?.();
+    this.removeStatusListener = undefined;
+  }
+
+  /**
+   * The controller's `sendLoanMessage`: synchronous and never throws. A loan
+   * message that cannot be sent is lost, which loans tolerate.
+   */
+  sendLoanMessage(message: LoanMessage): void {
+    if (!this.timer || this.options.standalone || !this.connected) return;
+    try {
+      const data = encodeRecord(message);
+      this.bus.publish(Subjects.gossipLoan(message.to), data);
+      this.sent.loanMessages++;
+      this.sent.loanBytes += data.byteLength;
+    } catch (error) {
+      this.logger.debug("could not send a loan message", { to: message.to, error });
+    }
+  }
+
+  /** One gossip round; public for tests that drive the clock themselves. */
+  tick(): void {
+    let report: DemandReport;
+    try {
+      report = this.endpoint.demandReport(this.now());
+    } catch (error) {
+      this.logger.error("admission tick failed", { error });
+      return;
+    }
+    if (this.options.standalone || !this.connected) return;
+    try {
+      const data = encodeRecord(report);
+      this.bus.publish(Subjects.gossipDemand, data);
+      this.sent.reports++;
+      this.sent.bytes += data.byteLength;
+    } catch (error) {
+      this.logger.warn("could not publish the demand report", { error });
+    }
+  }
+
+  private onStatus(status: BusStatus): void {
+    const connected = status !== "disconnected";
+    if (connected === this.connected) return;
+    this.connected = connected;
+    this.logger.info(
+      connected
+        ? "gossip reconnected; rejoining the fleet"
+        : "gossip cut off; enforcing the conservative share",
+      { instanceId: this.endpoint.instanceId },
+    );
+    this.endpoint.connectivity(connected, this.now());
+  }
+
+  private onReport(data: Uint8Array): void {
+    let value: Record<string, unknown>;
+    try {
+      value = decodeRecord(data);
+    } catch (error) {
+      this.junk("a gossip report that does not decode", undefined, error);
+      return;
+    }
+    const sender = value["frontendId"];
+    if (sender === this.endpoint.instanceId) return;
+    if (this.endpoint.receiveReport(value, this.now())) return;
+    // Not taken: stale or duplicate (normal), or not a report at all.
+    if (parseDemandReport(value) === undefined) {
+      this.junk("a gossip message that is not a demand report", sender, undefined);
+    }
+  }
+
+  private onLoan(data: Uint8Array): void {
+    try {
+      this.endpoint.receiveLoanMessage(decodeRecord(data), this.now());
+    } catch (error) {
+      this.junk("a loan message that does not decode", undefined, error);
+    }
+  }
+
+  private junk(what: string, sender: unknown, error: unknown): void {
+    const key = typeof sender === "string" ? sender.slice(0, 128) : "(unknown sender)";
+    const now = this.now();
+    const last = this.junkLoggedAt.get(key);
+    if (last !== undefined && now - last < JUNK_LOG_INTERVAL_MS) return;
+    if (this.junkLoggedAt.size >= MAX_JUNK_SENDERS) this.junkLoggedAt.clear();
+    this.junkLoggedAt.set(key, now);
+    this.logger.debug(`ignoring ${what}`, { sender: key, ...(error ? { error } : {}) });
+  }
+}
