@@ -21,7 +21,6 @@
  * Options (environment): BENCH_SLEEP_MS (2000), BENCH_FLEET_DURATION_MS
  * (90000), BENCH_WARMUP_MS (15000), BENCH_MAX_CONCURRENCY (100).
  */
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
@@ -32,6 +31,7 @@ import { zipFiles } from "@gust/bundle";
 import { spawnGust, type GustProcess } from "@gust/cli";
 import { bestPartition, erlangB } from "./fleet-bench-erlang.js";
 import { peakConcurrency, runningAt, runOpenLoop, type Outcome } from "./fleet-bench-load.js";
+import { runSimulator, simulateSameSetup } from "./fleet-bench-sim.js";
 import { signedHeaders, type Credential } from "./signing.js";
 
 const SLEEP_MS = Number(process.env["BENCH_SLEEP_MS"] ?? 2000);
@@ -62,38 +62,6 @@ function wireBytes(message: BusMessage): number {
   for (const [key, value] of Object.entries(message.headers))
     headers += key.length + value.length + 4;
   return message.subject.length + message.data.byteLength + (headers > 0 ? headers + 12 : 0) + 30;
-}
-
-async function runSimulator(): Promise<string> {
-  const out = await mkdtemp(join(tmpdir(), "gust-sim-"));
-  try {
-    return await new Promise<string>((resolve, reject) => {
-      const child = spawn(
-        "npm",
-        [
-          "run",
-          "sim",
-          "--silent",
-          "-w",
-          "@gust/admission",
-          "--",
-          "reference-100",
-          "--duration",
-          "60",
-          "--out",
-          out,
-        ],
-        { cwd: REPO, stdio: ["ignore", "pipe", "inherit"] },
-      );
-      let text = "";
-      child.stdout.on("data", (chunk: Buffer) => (text += chunk.toString("utf8")));
-      child.once("exit", (code) =>
-        code === 0 ? resolve(text) : reject(new Error(`simulator exited ${code}`)),
-      );
-    });
-  } finally {
-    await rm(out, { recursive: true, force: true });
-  }
 }
 
 interface AdminSample {
@@ -261,8 +229,9 @@ async function main(): Promise<void> {
 
     const report = analyse(outcomes, samples, traffic, measuredMs, rate);
     const loadAfter = loadavg()[0] ?? 0;
-    log("running the simulator's reference-100 for comparison");
-    const simulator = await runSimulator();
+    log("running the simulator: this setup, then reference-100");
+    const sameSetup = await simulateSameSetup(SLEEP_MS);
+    const simulator = await runSimulator(REPO);
     const text = [
       `Machine: ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
       `Date: ${new Date().toISOString()}. Command: npm run bench:fleet (BENCH_SLEEP_MS=${SLEEP_MS}, ` +
@@ -271,7 +240,13 @@ async function main(): Promise<void> {
       "",
       report,
       "",
-      "Simulator, same setup but 100 ms executions (`npm run sim -- reference-100 --duration 60`):",
+      `Simulator, the same setup (${SLEEP_MS} ms executions, 600 s, seed 1):`,
+      "",
+      "```",
+      sameSetup.trim(),
+      "```",
+      "",
+      "Simulator, the issue's reference (100 ms executions; `npm run sim -- reference-100 --duration 60`):",
       "",
       "```",
       simulator.trim(),
@@ -334,7 +309,7 @@ function analyse(
   });
   const meanShares = [0, 1, 2].map((f) => mean(samples.map((s) => s.shares[f] ?? 0)).toFixed(1));
   // Offered load at the holding time measured: at least the handler's run, at most the round trip.
-  const arrivalRate = outcomes.length / seconds;
+  const arrivalRate = outcomes.length / (DURATION_MS / 1000);
   const erlangs = [
     arrivalRate * mean(ran.map(([s, e]) => (e - s) / 1000)),
     arrivalRate * mean(roundTrips.map(([s, e]) => (e - s) / 1000)),

@@ -2,11 +2,13 @@
  * Draining a frontend before it exits (SIGTERM, as Kubernetes and a rolling
  * restart send it), so that no client sees a failed request:
  *
- * 1. At once: `/readyz` answers 503, the frontend's drain hooks run (the
- *    fleet-wide admission's gossip says goodbye there, so this frontend's
- *    share of each tenant moves to the others), and the Event dispatcher
- *    stops taking jobs; those in progress run to their end, throttled ones
- *    waiting in backoff are handed back to the queue.
+ * 1. At once: `/readyz` answers 503, the frontend's drain hooks run, and
+ *    the Event dispatcher stops taking jobs; those in progress run to their
+ *    end, throttled ones waiting in backoff are handed back to the queue.
+ *    The fleet-wide admission keeps gossiping until the frontend closes: its
+ *    invocations still hold slots while they run, and peers that expired it
+ *    early would hand those slots out a second time. Its share moves to the
+ *    others when its reports stop and it expires.
  * 2. For `delayMs` the frontend goes on serving whatever still reaches it:
  *    a load balancer only notices the failing readiness at its next health
  *    checks (HAProxy: `fall` × `inter`; Kubernetes: the readiness probe's

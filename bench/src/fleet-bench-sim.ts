@@ -1,0 +1,76 @@
+/**
+ * The simulator beside the fleet benchmark: the issue's `reference-100`
+ * through its command line, and the same scenario with the benchmark's
+ * execution time.
+ */
+import { spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+export async function runSimulator(repo: string): Promise<string> {
+  const out = await mkdtemp(join(tmpdir(), "gust-sim-"));
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      const child = spawn(
+        "npm",
+        [
+          "run",
+          "sim",
+          "--silent",
+          "-w",
+          "@gust/admission",
+          "--",
+          "reference-100",
+          "--duration",
+          "60",
+          "--out",
+          out,
+        ],
+        { cwd: repo, stdio: ["ignore", "pipe", "inherit"] },
+      );
+      let text = "";
+      child.stdout.on("data", (chunk: Buffer) => (text += chunk.toString("utf8")));
+      child.once("exit", (code) =>
+        code === 0 ? resolve(text) : reject(new Error(`simulator exited ${code}`)),
+      );
+    });
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The simulator on this benchmark's own setup: `reference-100` with
+ * executions as long as the handler's sleep, 600 simulated seconds, seed 1.
+ * @gust/admission exports no simulator API and its command line runs named
+ * scenarios only, so the simulator's modules are loaded from the package's
+ * build, by path.
+ */
+export async function simulateSameSetup(executionMs: number): Promise<string> {
+  const simDir = join(dirname(fileURLToPath(import.meta.resolve("@gust/admission"))), "sim");
+  const load = (file: string) => import(pathToFileURL(join(simDir, file)).href);
+  type Scenario = { tenants: Array<Record<string, unknown>> } & Record<string, unknown>;
+  const { scenarios } = (await load("scenarios.js")) as {
+    scenarios: Record<string, (params: { durationMs?: number }) => Scenario>;
+  };
+  const { simulate } = (await load("simulation.js")) as {
+    simulate: (scenario: Scenario, strategy: string, seed: number) => unknown;
+  };
+  const { formatResults } = (await load("table.js")) as {
+    formatResults: (scenario: Scenario, results: unknown[]) => string;
+  };
+  const reference = scenarios["reference-100"];
+  if (!reference) throw new Error("the simulator has no reference-100 scenario");
+  const base = reference({ durationMs: 600_000 });
+  const scenario: Scenario = {
+    ...base,
+    description: `${String(base["description"])}; here ${executionMs} ms executions, as in the fleet`,
+    tenants: base.tenants.map((tenant) => ({ ...tenant, executionMs })),
+  };
+  const results = ["static", "central", "gossip-no-loans", "gossip"].map((strategy) =>
+    simulate(scenario, strategy, 1),
+  );
+  return formatResults(scenario, results);
+}
