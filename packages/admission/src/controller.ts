@@ -307,6 +307,28 @@ export class AdmissionController {
     return this.fleetMode.at(now);
   }
 
+  /**
+   * Peers whose reports are late (more than `afterIntervals` of their
+   * intervals) but not yet expired: the transport may ask them directly.
+   */
+  latePeers(now: number, afterIntervals: number): string[] {
+    return this.peers.silent(now, afterIntervals);
+  }
+
+  /**
+   * A peer known to be gone, not merely silent (the transport found nobody
+   * listening on its subjects): drop it now rather than after the expiry
+   * period, exactly as expiry would, so its share returns to the others at
+   * once. A message lost on the way cannot cause this; only a peer whose
+   * connection closed can.
+   */
+  peerGone(frontendId: string, now: number): boolean {
+    if (!this.peers.remove(frontendId)) return false;
+    this.lending.borrowerGone(frontendId);
+    this.recomputeAll(now);
+    return true;
+  }
+
   /** Live peers (other frontends heard within the expiry period). */
   get peerCount(): number {
     return this.peers.size;

@@ -94,6 +94,22 @@ export class PeerTable {
     return dropped;
   }
 
+  /** Drop one peer known to be gone; returns whether it was known. */
+  remove(frontendId: string): boolean {
+    const removed = this.peers.delete(frontendId);
+    if (removed) this.ordered = undefined;
+    return removed;
+  }
+
+  /** Peers silent for more than `intervals` of their own intervals (not yet expired). */
+  silent(now: number, intervals: number): string[] {
+    const late: string[] = [];
+    for (const peer of this.peers.values()) {
+      if (now - peer.lastSeenAt > intervals * peer.intervalMs) late.push(peer.frontendId);
+    }
+    return late;
+  }
+
   /**
    * Count every known peer as just heard from: after a reconnect, each gets
    * a full expiry period to report again before it is presumed gone.

@@ -21,6 +21,7 @@ import {
 } from "./local-fleet.js";
 import { fetchFleetStatus, formatFleetStatus } from "./fleet-command.js";
 import { runLocalFleetCommand } from "./local-fleet-command.js";
+import { runRolloutCommand } from "./rollout-command.js";
 import { runRuntimeCommand } from "./runtime-command.js";
 import {
   closeAll,
@@ -64,6 +65,8 @@ const USAGE = `Usage: gust <command> [options]
                  ($GUST_ADMIN_TOKEN: every tenant; else your credentials' tenant)
   runtime list|add|default   runtime versions and each runtime's default, through a
                  frontend's admin API ($GUST_ADMIN_TOKEN)   gust runtime --help
+  rollout start|pause|resume|abort|retest|status   a runtime upgrade, judged per
+                 function ($GUST_ADMIN_TOKEN)   gust rollout --help
 
 NATS URL defaults to $NATS_URL, else nats://127.0.0.1:4222.
 dev, frontend, worker, coordinator: --metrics-port N (or $GUST_METRICS_PORT) serves Prometheus
@@ -245,6 +248,10 @@ async function main(argv: string[]): Promise<void> {
   // Its flags are its own (runtime-command.ts), so it runs before the shared parse.
   if (command === "runtime") {
     process.stdout.write(await runRuntimeCommand(rest));
+    return;
+  }
+  if (command === "rollout") {
+    process.stdout.write(await runRolloutCommand(rest));
     return;
   }
   const { values, positionals } = parseArgs({

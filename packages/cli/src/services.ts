@@ -13,7 +13,7 @@ import {
   type FrontendOptions,
 } from "@gust/frontend";
 import { Buckets } from "@gust/protocol";
-import { FunctionRegistry, TenantDirectory } from "@gust/registry";
+import { FunctionRegistry, RolloutStore, TenantDirectory } from "@gust/registry";
 import { createLogger, startTelemetry, type Telemetry } from "@gust/telemetry";
 import { startWorker, type Worker, type WorkerOptions } from "@gust/worker";
 
@@ -54,8 +54,9 @@ export async function startFrontendService(
   const logger = createLogger("frontend");
   const registry = await openRegistry(infra, options.frontend?.region);
   const tenants = await TenantDirectory.open(await infra.kv(Buckets.tenants), logger);
+  const rollouts = await RolloutStore.open(await infra.kv(Buckets.rollouts), logger);
   const frontend = createFrontend(
-    { bus: infra.bus, eventQueue: await infra.eventQueue(), registry, tenants, logger },
+    { bus: infra.bus, eventQueue: await infra.eventQueue(), registry, tenants, rollouts, logger },
     options.frontend,
   );
   await frontend.start();
@@ -68,6 +69,7 @@ export async function startFrontendService(
     close: async () => {
       await server.close();
       await frontend.close();
+      rollouts.close();
       tenants.close();
       registry.close();
     },

@@ -202,6 +202,14 @@ export class FleetAdmission implements Admission {
     this.controller.connectivity(connected, now);
   }
 
+  latePeers(now: number, afterIntervals: number): string[] {
+    return this.controller.latePeers(now, afterIntervals);
+  }
+
+  peerGone(frontendId: string, now: number): boolean {
+    return this.controller.peerGone(frontendId, now);
+  }
+
   // ---- operators ----------------------------------------------------------------------
 
   /** The tenant's limits and every frontend's share, as this frontend sees them. */

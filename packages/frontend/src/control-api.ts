@@ -8,6 +8,7 @@
  */
 import { BundleError, BundleErrorReasons, inspectZip, type BundleInfo } from "@gust/bundle";
 import { FunctionLimits, isCustomRuntime, type FunctionRecord, type Runtime } from "@gust/protocol";
+import type { RolloutStore } from "@gust/registry";
 import type { Hono } from "hono";
 import { ApiErrors } from "./api-errors.js";
 import { MAX_CODE_REQUEST_BYTES } from "./authentication.js";
@@ -28,6 +29,7 @@ import {
   type FrontendEnv,
   type Services,
 } from "./http-context.js";
+import { rolloutViewOf } from "./rollout-view.js";
 import { presignUrl } from "./sigv4.js";
 
 const API = "/2015-03-31";
@@ -90,7 +92,19 @@ function parseMaxItems(value: string | undefined): number {
   return n;
 }
 
-export function registerControlApi(app: Hono<FrontendEnv>, services: Services): void {
+function withRolloutView(
+  rollouts: RolloutStore | undefined,
+  record: FunctionRecord,
+): { GustRuntimeRollout?: Record<string, unknown> } {
+  const view = rollouts === undefined ? undefined : rolloutViewOf(rollouts, record);
+  return view === undefined ? {} : { GustRuntimeRollout: view };
+}
+
+export function registerControlApi(
+  app: Hono<FrontendEnv>,
+  services: Services,
+  rollouts?: RolloutStore,
+): void {
   const { registry } = services;
 
   const createFunction = async (c: FrontendContext) => {
@@ -143,6 +157,8 @@ export function registerControlApi(app: Hono<FrontendEnv>, services: Services): 
       ...(record.reservedConcurrency === undefined
         ? {}
         : { Concurrency: { ReservedConcurrentExecutions: record.reservedConcurrency } }),
+      // Gust's own member: a runtime rollout's verdict on the function (SDKs ignore it).
+      ...withRolloutView(rollouts, record),
     });
   });
 

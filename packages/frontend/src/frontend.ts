@@ -5,7 +5,7 @@
  */
 import type { AddressInfo } from "node:net";
 import type { Bus, WorkQueue } from "@gust/bus";
-import type { FunctionRegistry, TenantDirectory } from "@gust/registry";
+import type { FunctionRegistry, RolloutStore, TenantDirectory } from "@gust/registry";
 import { createLogger, type Logger } from "@gust/telemetry";
 import { serve, type ServerType } from "@hono/node-server";
 import { Hono } from "hono";
@@ -30,6 +30,8 @@ import type { FrontendEnv, Services } from "./http-context.js";
 import { registerInvokeApi } from "./invoke-api.js";
 import { Invoker } from "./invoker.js";
 import { resolveFrontendOptions, type FrontendOptions } from "./options.js";
+import { registerRolloutApi } from "./rollout-api.js";
+import { RolloutReporter } from "./rollout-reporter.js";
 import { registerRuntimeAdminApi, registerRuntimeManagementApi } from "./runtime-management-api.js";
 import { WorkerDirectory } from "./worker-directory.js";
 
@@ -38,6 +40,11 @@ export interface FrontendDeps {
   eventQueue: WorkQueue;
   registry: FunctionRegistry;
   tenants: TenantDirectory;
+  /**
+   * Runtime rollouts (Buckets.rollouts): routes a share of invocations to a
+   * rollout's new version and reports outcomes. Absent, no rollout applies.
+   */
+  rollouts?: RolloutStore;
   /** @default createLogger("frontend") */
   logger?: Logger;
   /**
@@ -90,10 +97,17 @@ export function createFrontend(
     frontendId: options.frontendId,
     now,
   });
+  const rollouts =
+    deps.rollouts === undefined
+      ? undefined
+      : new RolloutReporter(deps.bus, deps.rollouts, deps.registry.runtimeVersions, logger, {
+          frontendId: options.frontendId,
+        });
   const invoker = new Invoker(deps.bus, admission, workers, logger, {
     maxWorkerTries: options.maxWorkerTries,
     invokeTimeoutMarginMs: options.invokeTimeoutMarginMs,
-    runtimeVersionFor: (fn) => deps.registry.runtimeVersions.choose(fn),
+    runtimeVersionFor: (fn) => rollouts?.choose(fn) ?? deps.registry.runtimeVersions.choose(fn),
+    ...(rollouts === undefined ? {} : { onResult: (fn, result) => rollouts.record(fn, result) }),
   });
   const dispatcher = new EventDispatcher(
     { queue: deps.eventQueue, registry: deps.registry, tenants: deps.tenants, invoker, logger },
@@ -164,9 +178,10 @@ export function createFrontend(
     }
   });
   registerAdminApi(app, services, fleet?.admission);
+  if (deps.rollouts !== undefined) registerRolloutApi(app, services, deps.rollouts);
   registerRuntimeAdminApi(app, services);
   app.use("*", authentication(services));
-  registerControlApi(app, services);
+  registerControlApi(app, services, deps.rollouts);
   registerConcurrencyApi(app, services);
   registerRuntimeManagementApi(app, services);
   registerInvokeApi(app, services);
@@ -225,6 +240,7 @@ export function createFrontend(
       started = true;
       workers.start();
       await fleet?.start();
+      rollouts?.start();
       await dispatcher.start();
     },
     drain(drainOptions = {}, onStopAccepting) {
@@ -241,6 +257,7 @@ export function createFrontend(
       // then it still admits, and its reports must keep counting its slots.
       fleet?.stop();
       await dispatcher.stop();
+      rollouts?.stop();
     },
   };
 }

@@ -171,6 +171,32 @@ describe("gossip between frontends on one bus", () => {
     expect(first! + second!).toBe(100);
   });
 
+  it("drops a frontend that is gone within two intervals, long before it would expire", async () => {
+    fleet = await new Fleet().start(3);
+    await fleet.load([30, 30, 30], 20);
+    const gone = fleet.node(2);
+    gone.transport.stop(); // its connection closed: nobody answers on its subjects
+    gone.alive = false;
+    await fleet.load([30, 30, 0], 3);
+    // Expiry alone would take more than 5 intervals.
+    expect(fleet.node(0).admission.controller.peerCount).toBe(1);
+    expect(fleet.node(1).admission.controller.peerCount).toBe(1);
+    expect(fleet.logLines.some((line) => line.includes("a peer frontend is gone"))).toBe(true);
+  });
+
+  it("keeps a live frontend whose reports are lost: it answers the probe", async () => {
+    fleet = await new Fleet().start(3);
+    await fleet.load([30, 30, 30], 20);
+    const quiet = fleet.node(2);
+    quiet.alive = false; // no reports for three intervals, but still listening
+    await fleet.load([30, 30, 0], 3);
+    expect(fleet.node(0).admission.controller.peerCount).toBe(2);
+    quiet.alive = true;
+    await fleet.load([30, 30, 30], 3);
+    expect(fleet.node(0).admission.controller.peerCount).toBe(2);
+    expect(sum(fleet.shares())).toBeLessThanOrEqual(100);
+  });
+
   it("ignores garbage on the gossip subjects, logging each sender at most once a minute", async () => {
     fleet = await new Fleet().start(3);
     await fleet.load([58, 11, 3], 20);

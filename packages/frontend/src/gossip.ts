@@ -5,6 +5,8 @@
  *   every gossipIntervalMs   demandReport(now) → publish gust.v1.gossip.demand
  *   gust.v1.gossip.demand    → receiveReport (our own report comes back too; ignored)
  *   gust.v1.gossip.loan.<id> → receiveLoanMessage (loans addressed to this frontend)
+ *   gust.v1.gossip.probe.<id> → an empty reply: "I am here"
+ *   a peer's report late     → request its probe subject; "no responders" → peerGone
  *   bus status               → connectivity(connected)
  *
  * Reports and loan messages are plain records (encodeRecord/decodeRecord):
@@ -17,8 +19,13 @@
  * buffer stale reports and deliver them all on reconnect. A standalone
  * frontend ticks and publishes nothing.
  *
- * Leaving: stop() ends the tick and the subscriptions, and the peers drop
- * this frontend after `peerExpiryIntervals` silent intervals. A draining
+ * Leaving: stop() ends the tick and the subscriptions. A peer whose report
+ * is more than PROBE_AFTER_INTERVALS late is asked directly on its probe
+ * subject: when its connection has closed (a crash, a kill, a close) NATS
+ * answers "no responders" at once and the peer is dropped within about two
+ * intervals, while a live peer whose reports were lost answers the probe and
+ * is kept — so expiry after `peerExpiryIntervals` can stay long enough to
+ * ride out message loss without slowing the return of a dead peer's share. A draining
  * frontend keeps gossiping until it closes: it still admits requests during
  * the drain delay, and its invocations hold slots until they end, so its
  * reports must keep counting them or its peers would hand those slots out
@@ -26,7 +33,7 @@
  */
 import type { Bus, BusStatus, Subscription } from "@gust/bus";
 import { parseDemandReport, type DemandReport, type LoanMessage } from "@gust/admission";
-import { decodeRecord, encodeRecord, Subjects } from "@gust/protocol";
+import { decodeRecord, encodeRecord, GustError, Subjects } from "@gust/protocol";
 import type { Logger } from "@gust/telemetry";
 
 /** What the transport drives: AdmissionController's gossip methods (FleetAdmission forwards them). */
@@ -37,6 +44,8 @@ export interface GossipEndpoint {
   receiveReport(value: unknown, now: number): boolean;
   receiveLoanMessage(value: unknown, now: number): void;
   connectivity(connected: boolean, now: number): void;
+  latePeers(now: number, afterIntervals: number): string[];
+  peerGone(frontendId: string, now: number): boolean;
 }
 
 export interface GossipTransportOptions {
@@ -46,6 +55,9 @@ export interface GossipTransportOptions {
   /** @default Date.now */
   now?: () => number;
 }
+
+/** A peer this many of its intervals late is probed. */
+export const PROBE_AFTER_INTERVALS = 1.5;
 
 /** A sender of junk is logged at most this often. */
 const JUNK_LOG_INTERVAL_MS = 60_000;
@@ -59,6 +71,7 @@ export class GossipTransport {
   private removeStatusListener: (() => void) | undefined;
   private connected = true;
   private readonly junkLoggedAt = new Map<string, number>();
+  private readonly probing = new Set<string>();
   /** Reports published and their bytes, since start (for operators and the benchmark). */
   readonly sent = { reports: 0, bytes: 0, loanMessages: 0, loanBytes: 0 };
 
@@ -82,6 +95,9 @@ export class GossipTransport {
       this.subscriptions = [
         this.bus.subscribe(Subjects.gossipDemand, (message) => this.onReport(message.data)),
         this.bus.subscribe(Subjects.gossipLoan(id), (message) => this.onLoan(message.data)),
+        this.bus.subscribe(Subjects.gossipProbe(id), (message) => {
+          message.respond(new Uint8Array(0));
+        }),
       ];
       this.removeStatusListener = this.bus.onStatus((status) => this.onStatus(status));
     }
@@ -133,6 +149,36 @@ export class GossipTransport {
       this.sent.bytes += data.byteLength;
     } catch (error) {
       this.logger.warn("could not publish the demand report", { error });
+    }
+    this.probeLatePeers();
+  }
+
+  private probeLatePeers(): void {
+    const now = this.now();
+    for (const peer of this.endpoint.latePeers(now, PROBE_AFTER_INTERVALS)) {
+      if (this.probing.has(peer)) continue;
+      let subject: string;
+      try {
+        subject = Subjects.gossipProbe(peer);
+      } catch {
+        continue; // an id that is no subject token cannot have subscribed
+      }
+      this.probing.add(peer);
+      this.bus
+        .request(subject, new Uint8Array(0), { timeoutMs: 2 * this.options.intervalMs })
+        .then(
+          () => undefined,
+          (error: unknown) => {
+            // Only "nobody listens" proves the peer gone; a timeout proves nothing.
+            if (!(error instanceof GustError && error.code === "no-responders")) return;
+            if (this.endpoint.peerGone(peer, this.now())) {
+              this.logger.info("a peer frontend is gone; its share returns to the others", {
+                peer,
+              });
+            }
+          },
+        )
+        .finally(() => this.probing.delete(peer));
     }
   }
 

@@ -29,6 +29,14 @@ export { FleetAdmission, createFleetAdmission } from "./admission-fleet.js";
 export { GossipTransport } from "./gossip.js";
 export { ADMIN_CONCURRENCY_PATH } from "./admin-api.js";
 export { RUNTIME_ADMIN_PATH } from "./runtime-management-api.js";
+export {
+  registerRolloutApi,
+  DEFAULT_ROLLOUT_FRACTION,
+  DEFAULT_ROLLOUT_MIN_SAMPLES,
+  DEFAULT_ROLLOUT_FAILURE_BUDGET,
+} from "./rollout-api.js";
+export { RolloutReporter, DEFAULT_ROLLOUT_REPORT_MS } from "./rollout-reporter.js";
+export { rolloutViewOf } from "./rollout-view.js";
 export { presignUrl } from "./sigv4.js";
 export { WorkerDirectory, rendezvousScore } from "./worker-directory.js";
 export { EVENT_ATTEMPTS_HEADER, SERVICE_ERROR_RETRY_DELAY_MS } from "./event-dispatcher.js";

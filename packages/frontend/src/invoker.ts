@@ -121,6 +121,8 @@ export interface InvokerOptions {
    * memory. Absent, workers run the runtime's built-in default.
    */
   runtimeVersionFor?: (fn: FunctionRecord) => RuntimeVersionChoice;
+  /** Told of every reply a worker ran (runtime rollouts count outcomes per version). */
+  onResult?: (fn: FunctionRecord, result: InvokeResult) => void;
 }
 
 function runtimeVersionTarget(
@@ -180,6 +182,7 @@ export class Invoker {
     let outcome = "error";
     try {
       const result = await this.dispatch(invocation);
+      this.options.onResult?.(invocation.fn, result);
       outcome = result.outcome;
       span?.setAttribute(SpanAttributes.outcome, result.outcome);
       span?.setAttribute(SpanAttributes.sandboxStart, result.startKind);

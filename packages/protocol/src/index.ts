@@ -71,6 +71,9 @@ export type {
   WorkerAnnouncement,
   WorkerDiscover,
   EventInvocation,
+  RolloutOutcomeReport,
+  RolloutOutcomeEntry,
+  RolloutVerdictEvent,
   Message,
   MessageType,
 } from "./messages.js";

@@ -152,6 +152,51 @@ export interface EventInvocation {
   traceId?: string;
 }
 
+// ---- runtime rollouts ---------------------------------------------------------
+
+/**
+ * One frontend's outcome counts since its last report, for functions in a
+ * runtime rollout (Subjects.rolloutOutcomes, msgpack via encodeRecord).
+ */
+export interface RolloutOutcomeReport {
+  type: "rollout.outcomes";
+  frontendId: string;
+  entries: RolloutOutcomeEntry[];
+}
+
+export interface RolloutOutcomeEntry {
+  runtime: string;
+  tenantId: string;
+  name: string;
+  functionArn: string;
+  /** The version the invocations ran on: the rollout's old or new one. */
+  side: "old" | "new";
+  /** Outcome → invocations. */
+  counts: Partial<Record<Outcome, number>>;
+  /** errorType (from the failed replies' error JSON) → invocations. */
+  errorTypes: Record<string, number>;
+  sampleError?: { errorType: string; errorMessage: string };
+}
+
+/** The coordinator's verdict on one function (Subjects.rolloutVerdict, JSON). */
+export interface RolloutVerdictEvent {
+  type: "rollout.verdict";
+  runtime: string;
+  fromVersion: string;
+  toVersion: string;
+  tenantId: string;
+  functionName: string;
+  functionArn: string;
+  verdict: "compatible" | "incompatible";
+  reason: string;
+  /** The version the function now runs on. */
+  runtimeVersionArn: string;
+  counts: { old: Partial<Record<Outcome, number>>; new: Partial<Record<Outcome, number>> };
+  errorTypes: Record<string, number>;
+  sampleError?: { errorType: string; errorMessage: string };
+  decidedAt: number;
+}
+
 export type Message =
   WorkerRequest | InvokeReply | WorkerAnnouncement | WorkerDiscover | EventInvocation;
 export type MessageType = Message["type"];

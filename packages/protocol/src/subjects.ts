@@ -16,6 +16,15 @@
  *                                  every gossip interval; msgpack via encodeRecord)
  *   gust.v1.gossip.loan.<frontendId>  publish     admission LoanMessage addressed to one
  *                                  frontend (its per-start gossip id; encodeRecord)
+ *   gust.v1.gossip.probe.<frontendId> request/reply  empty; a frontend whose peer is late
+ *                                  asks it directly: "no responders" means the peer is gone
+ *                                  (its connection and subscriptions closed), so it is
+ *                                  dropped at once instead of after the expiry period
+ *   gust.v1.rollout.outcomes       publish        batched invocation outcome counts per
+ *                                  (function, runtime version) of functions in a runtime
+ *                                  rollout (every frontend, about every second; encodeRecord)
+ *   gust.v1.rollout.verdict        publish        a rollout's verdict on one function
+ *                                  (the coordinator; JSON, for owners' tooling)
  *
  * Tokens are restricted to [A-Za-z0-9_-] so that no caller-supplied name can
  * add a token or a wildcard.
@@ -46,6 +55,10 @@ export const Subjects = {
   gossipDemand: `${SUBJECT_PREFIX}.gossip.demand`,
   gossipLoan: (frontendId: string): string =>
     `${SUBJECT_PREFIX}.gossip.loan.${token(frontendId, "frontendId")}`,
+  gossipProbe: (frontendId: string): string =>
+    `${SUBJECT_PREFIX}.gossip.probe.${token(frontendId, "frontendId")}`,
+  rolloutOutcomes: `${SUBJECT_PREFIX}.rollout.outcomes`,
+  rolloutVerdict: `${SUBJECT_PREFIX}.rollout.verdict`,
 } as const;
 
 /** JetStream KV buckets, object stores and streams. */
@@ -55,6 +68,8 @@ export const Buckets = {
   code: "gust_code",
   /** Runtime versions and each runtime's default (see @gust/registry's RuntimeVersionRegistry). */
   runtimeVersions: "gust_runtime_versions",
+  /** Runtime rollouts: state, per-function outcome counts and verdicts (see @gust/registry's RolloutStore). */
+  rollouts: "gust_rollouts",
 } as const;
 
 export const Streams = {

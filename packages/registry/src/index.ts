@@ -11,6 +11,16 @@ export {
 } from "./functions.js";
 export { RuntimeVersionRegistry } from "./runtime-versions.js";
 export { TenantDirectory } from "./tenants.js";
+export {
+  RolloutStore,
+  RolloutStates,
+  Verdicts,
+  emptyCounts,
+  emptyTally,
+  failuresOf,
+  rolloutKey,
+  totalOf,
+} from "./rollouts.js";
 export { resolveFunctionConfig, validateFunctionName } from "./function-config.js";
 export {
   loadTenantsConfig,
@@ -21,7 +31,7 @@ export {
 } from "./tenant-config.js";
 
 export type { CodeInfo, FunctionRegistryOptions, ListOptions, FunctionPage } from "./functions.js";
-export type { Tenant, Credential, TenantRecord, KeyLookup } from "./tenants.js";
+export type { Tenant, Credential, TenantRecord, TenantWebhook, KeyLookup } from "./tenants.js";
 export type {
   RuntimeVersionRecord,
   RuntimeVersionInput,
@@ -29,3 +39,13 @@ export type {
   RuntimeVersionRegistryOptions,
 } from "./runtime-versions.js";
 export type { FunctionConfigInput, FunctionConfig } from "./function-config.js";
+export type {
+  FunctionProgress,
+  OutcomeCounts,
+  RolloutRecord,
+  RolloutSide,
+  RolloutState,
+  Verdict,
+  VerdictRecord,
+  VersionTally,
+} from "./rollouts.js";

@@ -4,16 +4,21 @@
  *   {
  *     "tenants": [
  *       { "id": "acme", "accountId": "123456789012", "maxConcurrency": 1000,
- *         "credentials": [{ "accessKeyId": "AKIA…", "secretAccessKey": "…" }] }
+ *         "credentials": [{ "accessKeyId": "AKIA…", "secretAccessKey": "…" }],
+ *         "webhook": { "url": "https://hooks.acme.example/gust", "secret": "…" } }
  *     ]
  *   }
+ *
+ * `webhook` is optional: runtime rollout verdicts on the tenant's functions
+ * are POSTed there as JSON, with X-Gust-Signature: sha256=<hex of
+ * HMAC-SHA256(secret, body)> (the secret is at least 16 characters).
  *
  * Every error names the offending property by its path in the file.
  */
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { ConfigError } from "@gust/protocol";
-import type { TenantRecord } from "./tenants.js";
+import type { TenantRecord, TenantWebhook } from "./tenants.js";
 
 /** Lambda's default account concurrency. */
 export const DEFAULT_MAX_CONCURRENCY = 1000;
@@ -30,6 +35,26 @@ export function accountIdFor(tenantId: string): string {
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function parseWebhook(value: unknown, where: string): TenantWebhook | undefined {
+  if (value === undefined) return undefined;
+  if (!isObject(value)) throw new ConfigError(`${where}: must be an object`);
+  const url = value["url"];
+  const secret = value["secret"];
+  let parsed: URL | undefined;
+  try {
+    parsed = typeof url === "string" ? new URL(url) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed === undefined || (parsed.protocol !== "http:" && parsed.protocol !== "https:")) {
+    throw new ConfigError(`${where}.url: must be an http(s) URL`);
+  }
+  if (typeof secret !== "string" || !/^\S{16,}$/.test(secret)) {
+    throw new ConfigError(`${where}.secret: must be at least 16 characters without spaces`);
+  }
+  return { url: parsed.toString(), secret };
 }
 
 export function parseTenantRecord(value: unknown, where: string): TenantRecord {
@@ -56,10 +81,12 @@ export function parseTenantRecord(value: unknown, where: string): TenantRecord {
   if (!Array.isArray(credentials) || credentials.length === 0) {
     throw new ConfigError(`${where}.credentials: must be a non-empty array`);
   }
+  const webhook = parseWebhook(value["webhook"], `${where}.webhook`);
   return {
     id,
     accountId,
     maxConcurrency,
+    ...(webhook === undefined ? {} : { webhook }),
     credentials: credentials.map((credential: unknown, index) => {
       const at = `${where}.credentials[${index}]`;
       if (!isObject(credential)) throw new ConfigError(`${at}: must be an object`);

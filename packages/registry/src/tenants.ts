@@ -21,8 +21,19 @@ export interface Credential {
   secretAccessKey: string;
 }
 
+/**
+ * Where the tenant's owners hear of runtime rollout verdicts: a POST of the
+ * verdict JSON, signed with HMAC-SHA256 over the body under `secret`
+ * (header X-Gust-Signature: sha256=<hex>).
+ */
+export interface TenantWebhook {
+  url: string;
+  secret: string;
+}
+
 export interface TenantRecord extends Tenant {
   credentials: Credential[];
+  webhook?: TenantWebhook;
 }
 
 export interface KeyLookup {
@@ -102,6 +113,11 @@ export class TenantDirectory {
   get(tenantId: string): Promise<Tenant | undefined> {
     const record = this.byId.get(tenantId);
     return Promise.resolve(record ? tenantOf(record) : undefined);
+  }
+
+  /** The tenant's webhook for rollout verdicts, from memory. */
+  webhookFor(tenantId: string): TenantWebhook | undefined {
+    return this.byId.get(tenantId)?.webhook;
   }
 
   list(): Tenant[] {
