@@ -319,7 +319,7 @@ describe("fleet-wide admission on NATS", () => {
     expect(result.intervals.length).toBeGreaterThan(0);
   });
 
-  it("returns a killed frontend's share to the others soon after it expires", async () => {
+  it("returns a killed frontend's share to the others within a few gossip intervals", async () => {
     const survivor = frontends[0]!;
     const victim = frontends[1]!;
     const victimView = await pool(victim);
@@ -343,7 +343,12 @@ describe("fleet-wide admission on NATS", () => {
     );
     console.log(`killed frontend's share back with the others after ${whole} ms (expiry 500 ms)`);
     expect(gone).toBe(true);
-    // Expiry (5 × 100 ms) plus about a second; generous for a loaded machine.
-    expect(whole).toBeLessThan(3_000);
+    // The survivors probe a peer whose report is 1.5 intervals late and drop it
+    // when nobody answers; raising their shares then waits for each other's
+    // acknowledgement (about one more interval). Measured 120–360 ms here,
+    // against 514–522 ms by expiry alone. The bound leaves room for a loaded
+    // machine's timers; the mechanism itself is checked, on a clock the test
+    // drives, in packages/frontend/src/gossip.test.ts.
+    expect(whole).toBeLessThan(1_000);
   });
 });
