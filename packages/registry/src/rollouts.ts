@@ -12,6 +12,8 @@
 import type { KvBucket, KvWatch } from "@gust/bus";
 import {
   ConflictError,
+  decodeRecord,
+  encodeRecord,
   Outcomes,
   RuntimeUpdateModes,
   type FunctionRecord,
@@ -125,8 +127,6 @@ function isAuto(fn: FunctionRecord): boolean {
   return config === undefined || config.updateRuntimeOn === RuntimeUpdateModes.auto;
 }
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 const MAX_CAS_TRIES = 20;
 
 export class RolloutStore {
@@ -277,13 +277,14 @@ export class RolloutStore {
   }
 }
 
+/** Stored with the one codec every KV value uses (msgpack, @gust/protocol). */
 function encode(record: RolloutRecord): Uint8Array {
-  return encoder.encode(JSON.stringify(record));
+  return encodeRecord(record);
 }
 
 function parseRecord(bytes: Uint8Array): RolloutRecord | undefined {
   try {
-    const value = JSON.parse(decoder.decode(bytes)) as RolloutRecord;
+    const value = decodeRecord(bytes) as unknown as RolloutRecord;
     if (typeof value !== "object" || value === null || typeof value.runtime !== "string") {
       return undefined;
     }
