@@ -6,12 +6,19 @@
  *
  *   gust runtime list [RUNTIME]
  *   gust runtime add RUNTIME VERSION --bootstrap 2.0.0 [--node-flag=--enable-source-maps]…
+ *                    [--allow-child-process] [--allow-worker]
  *                    [--entrypoint bootstrap] [--description TEXT]
  *   gust runtime default RUNTIME VERSION
  */
 import { parseArgs } from "node:util";
 import { RUNTIME_ADMIN_PATH, type RuntimeVersionView, type RuntimeView } from "@gust/frontend";
-import { ConfigError, GustError, Runtimes, type RuntimeRecipe } from "@gust/protocol";
+import {
+  ConfigError,
+  grantedPermissions,
+  GustError,
+  Runtimes,
+  type RuntimeRecipe,
+} from "@gust/protocol";
 import { DEFAULT_ENDPOINT } from "./client.js";
 
 export const RUNTIME_USAGE = `Usage: gust runtime <list|add|default> [options]
@@ -20,6 +27,8 @@ export const RUNTIME_USAGE = `Usage: gust runtime <list|add|default> [options]
   add RUNTIME VERSION         register a version (immutable once added)
       --bootstrap V           nodejs20.x: the Node.js bootstrap it runs (1.0.0, 2.0.0)
       --node-flag=FLAG        nodejs20.x: a flag for node, e.g. --node-flag=--enable-source-maps (repeatable)
+      --allow-child-process   nodejs20.x: handlers may start processes (safe only with root workers)
+      --allow-worker          nodejs20.x: handlers may start worker threads (likewise)
       --entrypoint FILE       provided*: the bundle's executable to start (default bootstrap)
       --description TEXT
   default RUNTIME VERSION     make VERSION the default: every Auto function moves to it
@@ -32,6 +41,8 @@ const OPTIONS = {
   endpoint: { type: "string" },
   bootstrap: { type: "string" },
   "node-flag": { type: "string", multiple: true },
+  "allow-child-process": { type: "boolean" },
+  "allow-worker": { type: "boolean" },
   entrypoint: { type: "string" },
   description: { type: "string" },
   help: { type: "boolean", short: "h" },
@@ -83,7 +94,11 @@ async function call<T>(admin: Admin, method: string, path: string, body?: unknow
 
 function recipeText(recipe: RuntimeRecipe): string {
   if (recipe.kind === "provided") return `entrypoint ${recipe.entrypoint}`;
-  return [`bootstrap ${recipe.bootstrap}`, ...recipe.nodeFlags].join(" ");
+  return [
+    `bootstrap ${recipe.bootstrap}`,
+    ...grantedPermissions(recipe.permissions),
+    ...recipe.nodeFlags,
+  ].join(" ");
 }
 
 /** Columns padded to their widest cell. */
@@ -125,10 +140,31 @@ function recipeFrom(runtime: string, values: ReturnType<typeof parse>["values"])
     if (values.bootstrap === undefined) {
       throw new ConfigError("gust runtime add nodejs20.x VERSION needs --bootstrap (e.g. 2.0.0)");
     }
-    return { kind: "node", bootstrap: values.bootstrap, nodeFlags: values["node-flag"] ?? [] };
+    const childProcess = values["allow-child-process"] === true;
+    const workerThreads = values["allow-worker"] === true;
+    return {
+      kind: "node",
+      bootstrap: values.bootstrap,
+      nodeFlags: values["node-flag"] ?? [],
+      ...(childProcess || workerThreads
+        ? {
+            permissions: {
+              ...(childProcess ? { childProcess } : {}),
+              ...(workerThreads ? { workerThreads } : {}),
+            },
+          }
+        : {}),
+    };
   }
-  if (values.bootstrap !== undefined || values["node-flag"] !== undefined) {
-    throw new ConfigError(`--bootstrap and --node-flag are for nodejs20.x, not ${runtime}`);
+  if (
+    values.bootstrap !== undefined ||
+    values["node-flag"] !== undefined ||
+    values["allow-child-process"] !== undefined ||
+    values["allow-worker"] !== undefined
+  ) {
+    throw new ConfigError(
+      `--bootstrap, --node-flag, --allow-child-process and --allow-worker are for nodejs20.x, not ${runtime}`,
+    );
   }
   return { kind: "provided", entrypoint: values.entrypoint ?? "bootstrap" };
 }

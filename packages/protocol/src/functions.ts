@@ -100,6 +100,12 @@ export interface FunctionRecord {
    * absent means Auto: the function runs its runtime's default version.
    */
   runtimeManagement?: RuntimeManagementConfig;
+  /**
+   * Gust's rollout setting: the owner says the function may run twice on the
+   * same payload, so a runtime rollout shadows it (runs it on the new version
+   * too) instead of answering callers from the new version. Absent means no.
+   */
+  safeToRepeat?: boolean;
 }
 
 /** `tenant/name`, the key under which workers and frontends track a function. */

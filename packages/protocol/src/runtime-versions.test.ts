@@ -61,6 +61,19 @@ describe("runtime version identity", () => {
 describe("recipes", () => {
   it("fills defaults and refuses what a sandbox must not get", () => {
     expect(parseRuntimeRecipe("nodejs20.x", { bootstrap: "2.0.0" })).toEqual(node("2.0.0"));
+    expect(
+      parseRuntimeRecipe("nodejs20.x", {
+        bootstrap: "1.0.0",
+        permissions: { childProcess: true, workerThreads: false },
+      }),
+    ).toEqual({ ...node("1.0.0"), permissions: { childProcess: true } });
+    // Granting nothing is the same recipe as saying nothing.
+    expect(
+      parseRuntimeRecipe("nodejs20.x", {
+        bootstrap: "1.0.0",
+        permissions: { childProcess: false },
+      }),
+    ).toEqual(node("1.0.0"));
     expect(parseRuntimeRecipe("provided.al2", {})).toEqual({
       kind: "provided",
       entrypoint: "bootstrap",
@@ -70,6 +83,9 @@ describe("recipes", () => {
       ["nodejs20.x", { bootstrap: "1.0.0", nodeFlags: ["--allow-child-process"] }],
       ["nodejs20.x", { bootstrap: "1.0.0", nodeFlags: ["--enable-source-maps --allow-fs-read=/"] }],
       ["nodejs20.x", { kind: "provided", entrypoint: "bootstrap" }],
+      ["nodejs20.x", { bootstrap: "1.0.0", permissions: { fsReadAll: true } }],
+      ["nodejs20.x", { bootstrap: "1.0.0", permissions: { childProcess: "yes" } }],
+      ["nodejs20.x", { bootstrap: "1.0.0", permissions: ["childProcess"] }],
       ["provided", { entrypoint: "../../bin/sh" }],
       ["provided", { entrypoint: "/bin/sh" }],
       ["provided", null],

@@ -49,6 +49,25 @@ export interface NodeRuntimeRecipe {
   bootstrap: string;
   /** Extra flags for `node`, from RECIPE_NODE_FLAGS; the permission flags are the worker's. */
   nodeFlags: string[];
+  /**
+   * What Node's permission model lets handlers do beyond reading their code
+   * and using their temp dir. @default nothing more
+   */
+  permissions?: NodeRuntimePermissions;
+}
+
+/**
+ * Permissions a Node.js runtime version may grant its sandboxes. Both let a
+ * handler run code outside Node's permission model (a child process or a
+ * worker thread does not inherit it), so only a worker running as root,
+ * whose sandboxes each have a uid of their own, still keeps tenants apart
+ * by the kernel.
+ */
+export interface NodeRuntimePermissions {
+  /** `--allow-child-process`: `child_process` works (e.g. handlers that run a binary). */
+  childProcess?: boolean;
+  /** `--allow-worker`: `worker_threads` works. */
+  workerThreads?: boolean;
 }
 
 /** How a custom-runtime sandbox starts: an executable of the function's bundle. */
@@ -124,9 +143,40 @@ export function runtimeVersionLabel(runtime: Runtime, version: string): string {
 }
 
 function canonicalRecipe(recipe: RuntimeRecipe): unknown[] {
-  return recipe.kind === "node"
+  if (recipe.kind === "provided") return ["provided", recipe.entrypoint];
+  const granted = grantedPermissions(recipe.permissions);
+  // Recipes granting nothing hash as they did before permissions existed.
+  return granted.length === 0
     ? ["node", recipe.bootstrap, [...recipe.nodeFlags]]
-    : ["provided", recipe.entrypoint];
+    : ["node", recipe.bootstrap, [...recipe.nodeFlags], granted];
+}
+
+/** The permission flags a recipe grants, in a fixed order. */
+export function grantedPermissions(permissions: NodeRuntimePermissions | undefined): string[] {
+  return [
+    ...(permissions?.childProcess ? ["--allow-child-process"] : []),
+    ...(permissions?.workerThreads ? ["--allow-worker"] : []),
+  ];
+}
+
+function parsePermissions(value: unknown): NodeRuntimePermissions | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ConfigError("recipe.permissions must be an object");
+  }
+  const permissions: NodeRuntimePermissions = {};
+  for (const [key, granted] of Object.entries(value as Record<string, unknown>)) {
+    if (key !== "childProcess" && key !== "workerThreads") {
+      throw new ConfigError(
+        `recipe.permissions.${key} is not a permission (childProcess, workerThreads)`,
+      );
+    }
+    if (typeof granted !== "boolean") {
+      throw new ConfigError(`recipe.permissions.${key} must be true or false`);
+    }
+    if (granted) permissions[key] = true;
+  }
+  return Object.keys(permissions).length === 0 ? undefined : permissions;
 }
 
 /** 64 hex digits, as Lambda's runtime version ARNs end. */
@@ -185,7 +235,10 @@ export function parseRuntimeRecipe(runtime: Runtime, value: unknown): RuntimeRec
       }
       nodeFlags.push(flag);
     }
-    return { kind: "node", bootstrap, nodeFlags };
+    const permissions = parsePermissions(fields["permissions"]);
+    return permissions === undefined
+      ? { kind: "node", bootstrap, nodeFlags }
+      : { kind: "node", bootstrap, nodeFlags, permissions };
   }
   if (fields["kind"] !== undefined && fields["kind"] !== "provided") {
     throw new ConfigError(

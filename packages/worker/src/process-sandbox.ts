@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto";
 import { rm } from "node:fs/promises";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
-import { GustError, Outcomes, Runtimes } from "@gust/protocol";
+import { grantedPermissions, GustError, Outcomes, Runtimes } from "@gust/protocol";
 import type { InvokeTarget, Runtime, RuntimeVersionRef } from "@gust/protocol";
 import {
   endSpan,
@@ -235,7 +235,10 @@ export class ProcessSandbox implements Sandbox {
           recipe.kind === "provided" ? recipe.entrypoint : "bootstrap",
         )
       : process.execPath;
-    const nodeFlags = recipe.kind === "node" ? recipe.nodeFlags : [];
+    const nodeFlags =
+      recipe.kind === "node"
+        ? [...grantedPermissions(recipe.permissions), ...recipe.nodeFlags]
+        : [];
     this.#initStartedAt = performance.now();
     this.#log.platform(initStartLine(spec.runtimeVersion));
     const child = new SandboxProcess({

@@ -137,6 +137,60 @@ describe("a worker with runtime versions", () => {
     expect(payloadOf(second)).toEqual({ limit: 3, hasSucceed: "undefined" });
   });
 
+  it("lets a handler start a process only on a version whose recipe grants it", async () => {
+    const granting = {
+      kind: "node",
+      bootstrap: "1.0.0",
+      nodeFlags: [],
+      permissions: { childProcess: true },
+    } as const;
+    const withChildren: RuntimeVersionRef = {
+      runtime: "nodejs20.x",
+      version: "1.0.0-children",
+      arn: runtimeVersionArn(
+        "us-east-1",
+        runtimeVersionHash("nodejs20.x", "1.0.0-children", { ...granting, nodeFlags: [] }),
+      ),
+      recipe: { ...granting, nodeFlags: [], permissions: { childProcess: true } },
+    };
+    const fn = await nodeFunction(
+      code,
+      `import { execFileSync } from "node:child_process";
+export const handler = async () => {
+  try {
+    return { ran: execFileSync("/bin/echo", ["hello"]).toString().trim() };
+  } catch (error) {
+    return { refused: error.code };
+  }
+};`,
+    );
+    const granted = resultOf(await invoke(bus, worker.id, on(fn.target, withChildren)));
+    expect(payloadOf(granted)).toEqual({ ran: "hello" });
+    const refused = resultOf(await invoke(bus, worker.id, on(fn.target, V1, true)));
+    expect(payloadOf(refused)).toEqual({ refused: "ERR_ACCESS_DENIED" });
+    // Granting nothing hashes as before permissions existed: built-in ARNs do not move.
+    expect(
+      runtimeVersionHash("nodejs20.x", "x", { kind: "node", bootstrap: "1.0.0", nodeFlags: [] }),
+    ).toBe(
+      runtimeVersionHash("nodejs20.x", "x", {
+        kind: "node",
+        bootstrap: "1.0.0",
+        nodeFlags: [],
+        permissions: {},
+      }),
+    );
+    expect(withChildren.arn).not.toBe(
+      runtimeVersionArn(
+        "us-east-1",
+        runtimeVersionHash("nodejs20.x", "1.0.0-children", {
+          kind: "node",
+          bootstrap: "1.0.0",
+          nodeFlags: [],
+        }),
+      ),
+    );
+  });
+
   it("pre-initializes sandboxes of a version once invocations ask for it", async () => {
     // Asked for by the previous tests: each version now has its pool of one.
     await until(() => {
