@@ -7,8 +7,18 @@
  *   gust rollout pause|resume|abort RUNTIME
  *   gust rollout retest RUNTIME TENANT/FUNCTION
  *   gust rollout status RUNTIME [--watch]
+ *   gust rollout safe FUNCTION [--off]
+ *
+ * `safe` is the function owner's, not the operator's: it is signed with the
+ * tenant's own credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) and
+ * sets the function's rollout setting SafeToRepeat
+ * (`PUT /gust/2015-03-31/functions/{name}/rollout-settings`).
  */
 import { parseArgs } from "node:util";
+
+import { Sha256 } from "@aws-crypto/sha256-js";
+import { HttpRequest } from "@smithy/protocol-http";
+import { SignatureV4 } from "@smithy/signature-v4";
 import {
   DEFAULT_ROLLOUT_FAILURE_BUDGET,
   DEFAULT_ROLLOUT_FRACTION,
@@ -17,9 +27,11 @@ import {
 } from "@gust/frontend";
 import { ConfigError, GustError } from "@gust/protocol";
 import { failuresOf, totalOf, type FunctionProgress, type RolloutRecord } from "@gust/registry";
-import { DEFAULT_ENDPOINT } from "./client.js";
+import { credentials, DEFAULT_ENDPOINT } from "./client.js";
+import { adminCall, type AdminEndpoint } from "./admin-client.js";
 
 export const ROLLOUT_USAGE = `Usage: gust rollout <start|pause|resume|abort|retest|status> RUNTIME [options]
+       gust rollout safe FUNCTION [--off]
 
   start RUNTIME VERSION       run a share of every Auto function's invocations on VERSION,
                               judge each function, move the compatible ones to VERSION and
@@ -35,6 +47,10 @@ export const ROLLOUT_USAGE = `Usage: gust rollout <start|pause|resume|abort|rete
   retest RUNTIME TENANT/NAME  forget a function's verdict (after its code was fixed),
                               unpin it, and judge it again
   status RUNTIME [--watch]    per-function counts and verdicts (--watch: refresh every second)
+  safe FUNCTION [--off]       mark your function safe to run twice on one payload (--off: not):
+                              rollouts then run its share on the new version as a shadow and
+                              always answer callers from the old one (signed with your
+                              AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, not the admin token)
 
   --endpoint URL (else $GUST_ENDPOINT, else ${DEFAULT_ENDPOINT})
   The frontend's admin token is read from $GUST_ADMIN_TOKEN.
@@ -46,52 +62,17 @@ const OPTIONS = {
   "min-samples": { type: "string" },
   "failure-budget": { type: "string" },
   watch: { type: "boolean" },
+  off: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
 
 const REQUEST_TIMEOUT_MS = 10_000;
 const WATCH_INTERVAL_MS = 1000;
 
-interface Admin {
-  endpoint: string;
-  token: string;
-}
+type Admin = AdminEndpoint;
 
-async function call<T>(admin: Admin, method: string, path: string, body?: unknown): Promise<T> {
-  let response: Response;
-  try {
-    response = await fetch(new URL(path, admin.endpoint), {
-      method,
-      headers: {
-        authorization: `Bearer ${admin.token}`,
-        ...(body === undefined ? {} : { "content-type": "application/json" }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-    });
-  } catch (error) {
-    const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
-    throw new GustError(
-      `cannot reach ${admin.endpoint}: ${cause instanceof Error ? cause.message : String(cause)}`,
-      "rollout-admin",
-      { cause: error },
-    );
-  }
-  const text = await response.text();
-  if (response.status >= 300) {
-    let message = text;
-    try {
-      const parsed = (JSON.parse(text) as { message?: unknown }).message;
-      if (typeof parsed === "string") message = parsed;
-    } catch {
-      // Not JSON: show it as it came.
-    }
-    throw new GustError(
-      `${admin.endpoint} answered ${response.status}: ${message}`,
-      "rollout-admin",
-    );
-  }
-  return JSON.parse(text) as T;
+function call<T>(admin: Admin, method: string, path: string, body?: unknown): Promise<T> {
+  return adminCall<T>(admin, "rollout-admin", method, path, body);
 }
 
 function table(rows: string[][]): string {
@@ -177,6 +158,14 @@ export async function runRolloutCommand(
   const { values, positionals } = parseArgs({ args, options: OPTIONS, allowPositionals: true });
   const [action, runtime, arg, ...extra] = positionals;
   if (action === undefined || values.help) return ROLLOUT_USAGE;
+  if (action === "safe") {
+    if (runtime === undefined || arg !== undefined || extra.length > 0) {
+      throw new ConfigError("usage: gust rollout safe FUNCTION [--off]");
+    }
+    const endpoint = values.endpoint ?? env["GUST_ENDPOINT"] ?? DEFAULT_ENDPOINT;
+    const settings = await putRolloutSettings(endpoint, env, runtime, values.off !== true);
+    return `${settings.FunctionName}: ${settings.SafeToRepeat ? "safe to repeat (rollouts shadow it)" : "not safe to repeat"}\n`;
+  }
   if (runtime === undefined) throw new ConfigError(`gust rollout ${action} needs a RUNTIME`);
   const token = env["GUST_ADMIN_TOKEN"];
   if (token === undefined || token === "") {
@@ -226,6 +215,53 @@ export async function runRolloutCommand(
     default:
       throw new ConfigError(`unknown rollout action ${action}\n\n${ROLLOUT_USAGE}`);
   }
+}
+
+/** The owner's PUT of a function's rollout settings, SigV4-signed as Lambda's API is. */
+async function putRolloutSettings(
+  endpoint: string,
+  env: NodeJS.ProcessEnv,
+  name: string,
+  safe: boolean,
+): Promise<{ FunctionName: string; SafeToRepeat: boolean }> {
+  const url = new URL(
+    `/gust/2015-03-31/functions/${encodeURIComponent(name)}/rollout-settings`,
+    endpoint,
+  );
+  const body = JSON.stringify({ SafeToRepeat: safe });
+  const signer = new SignatureV4({
+    credentials: await credentials(),
+    region: env["AWS_REGION"] ?? "us-east-1",
+    service: "lambda",
+    sha256: Sha256,
+  });
+  const signed = await signer.sign(
+    new HttpRequest({
+      method: "PUT",
+      protocol: url.protocol,
+      hostname: url.hostname,
+      ...(url.port === "" ? {} : { port: Number(url.port) }),
+      path: url.pathname,
+      headers: { host: url.host, "content-type": "application/json" },
+      body,
+    }),
+  );
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method: "PUT",
+      headers: signed.headers,
+      body,
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+  } catch (error) {
+    throw new GustError(`cannot reach ${endpoint}`, "rollout-settings", { cause: error });
+  }
+  const text = await response.text();
+  if (!response.ok) {
+    throw new GustError(`${endpoint} answered ${response.status}: ${text}`, "rollout-settings");
+  }
+  return JSON.parse(text) as { FunctionName: string; SafeToRepeat: boolean };
 }
 
 async function watch(admin: Admin, path: string, io: RolloutCommandIo): Promise<string> {

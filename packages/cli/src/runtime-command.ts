@@ -11,15 +11,11 @@
  *   gust runtime default RUNTIME VERSION
  */
 import { parseArgs } from "node:util";
+
 import { RUNTIME_ADMIN_PATH, type RuntimeVersionView, type RuntimeView } from "@gust/frontend";
-import {
-  ConfigError,
-  grantedPermissions,
-  GustError,
-  Runtimes,
-  type RuntimeRecipe,
-} from "@gust/protocol";
+import { ConfigError, grantedPermissions, Runtimes, type RuntimeRecipe } from "@gust/protocol";
 import { DEFAULT_ENDPOINT } from "./client.js";
+import { adminCall, type AdminEndpoint } from "./admin-client.js";
 
 export const RUNTIME_USAGE = `Usage: gust runtime <list|add|default> [options]
 
@@ -48,48 +44,10 @@ const OPTIONS = {
   help: { type: "boolean", short: "h" },
 } as const;
 
-const REQUEST_TIMEOUT_MS = 10_000;
+type Admin = AdminEndpoint;
 
-interface Admin {
-  endpoint: string;
-  token: string;
-}
-
-async function call<T>(admin: Admin, method: string, path: string, body?: unknown): Promise<T> {
-  let response: Response;
-  try {
-    response = await fetch(new URL(path, admin.endpoint), {
-      method,
-      headers: {
-        authorization: `Bearer ${admin.token}`,
-        ...(body === undefined ? {} : { "content-type": "application/json" }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-    });
-  } catch (error) {
-    const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
-    throw new GustError(
-      `cannot reach ${admin.endpoint}: ${cause instanceof Error ? cause.message : String(cause)}`,
-      "runtime-admin",
-      { cause: error },
-    );
-  }
-  const text = await response.text();
-  if (response.status >= 300) {
-    let message = text;
-    try {
-      const parsed = (JSON.parse(text) as { message?: unknown }).message;
-      if (typeof parsed === "string") message = parsed;
-    } catch {
-      // Not JSON: show it as it came.
-    }
-    throw new GustError(
-      `${admin.endpoint} answered ${response.status}: ${message}`,
-      "runtime-admin",
-    );
-  }
-  return JSON.parse(text) as T;
+function call<T>(admin: Admin, method: string, path: string, body?: unknown): Promise<T> {
+  return adminCall<T>(admin, "runtime-admin", method, path, body);
 }
 
 function recipeText(recipe: RuntimeRecipe): string {

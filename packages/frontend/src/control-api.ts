@@ -97,7 +97,10 @@ function withRolloutView(
   record: FunctionRecord,
 ): { GustRuntimeRollout?: Record<string, unknown> } {
   const view = rollouts === undefined ? undefined : rolloutViewOf(rollouts, record);
-  return view === undefined ? {} : { GustRuntimeRollout: view };
+  // The owner's rollout setting shows even before a rollout counts the function.
+  const settings = record.safeToRepeat === true ? { SafeToRepeat: true } : undefined;
+  if (view === undefined) return settings === undefined ? {} : { GustRuntimeRollout: settings };
+  return { GustRuntimeRollout: { ...view, ...settings } };
 }
 
 export function registerControlApi(

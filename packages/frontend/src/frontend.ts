@@ -32,6 +32,8 @@ import { Invoker } from "./invoker.js";
 import { resolveFrontendOptions, type FrontendOptions } from "./options.js";
 import { registerRolloutApi } from "./rollout-api.js";
 import { RolloutReporter } from "./rollout-reporter.js";
+import { RolloutShadow } from "./rollout-shadow.js";
+import { registerRolloutSettingsApi } from "./rollout-shadow-api.js";
 import { registerRuntimeAdminApi, registerRuntimeManagementApi } from "./runtime-management-api.js";
 import { WorkerDirectory } from "./worker-directory.js";
 
@@ -103,11 +105,16 @@ export function createFrontend(
       : new RolloutReporter(deps.bus, deps.rollouts, deps.registry.runtimeVersions, logger, {
           frontendId: options.frontendId,
         });
+  const shadows =
+    deps.rollouts === undefined || rollouts === undefined
+      ? undefined
+      : new RolloutShadow(deps.rollouts, deps.registry.runtimeVersions, rollouts);
   const invoker = new Invoker(deps.bus, admission, workers, logger, {
     maxWorkerTries: options.maxWorkerTries,
     invokeTimeoutMarginMs: options.invokeTimeoutMarginMs,
-    runtimeVersionFor: (fn) => rollouts?.choose(fn) ?? deps.registry.runtimeVersions.choose(fn),
+    runtimeVersionFor: (fn) => shadows?.choose(fn) ?? deps.registry.runtimeVersions.choose(fn),
     ...(rollouts === undefined ? {} : { onResult: (fn, result) => rollouts.record(fn, result) }),
+    ...(shadows === undefined ? {} : { shadowFor: (fn) => shadows.shadowFor(fn) }),
   });
   const dispatcher = new EventDispatcher(
     { queue: deps.eventQueue, registry: deps.registry, tenants: deps.tenants, invoker, logger },
@@ -182,6 +189,7 @@ export function createFrontend(
   registerRuntimeAdminApi(app, services);
   app.use("*", authentication(services));
   registerControlApi(app, services, deps.rollouts);
+  registerRolloutSettingsApi(app, services);
   registerConcurrencyApi(app, services);
   registerRuntimeManagementApi(app, services);
   registerInvokeApi(app, services);

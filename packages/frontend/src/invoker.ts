@@ -15,6 +15,7 @@
  * of the platform that SDKs retry, not a function error, since the function
  * itself did nothing wrong.
  */
+import { randomUUID } from "node:crypto";
 import type { Bus, BusMessage } from "@gust/bus";
 import {
   BusHeaders,
@@ -61,6 +62,10 @@ export interface Invocation {
   invocationType?: string;
   /** The span the invocation is traced under: the Invoke request's, or the Event attempt's. */
   span?: Span | undefined;
+  /** The runtime version to run on, instead of InvokerOptions.runtimeVersionFor's choice. */
+  runtimeVersion?: RuntimeVersionChoice;
+  /** A rollout's shadow of a caller's invocation (see rollout-shadow.ts): nobody waits for it. */
+  shadow?: boolean;
 }
 
 /**
@@ -123,6 +128,11 @@ export interface InvokerOptions {
   runtimeVersionFor?: (fn: FunctionRecord) => RuntimeVersionChoice;
   /** Told of every reply a worker ran (runtime rollouts count outcomes per version). */
   onResult?: (fn: FunctionRecord, result: InvokeResult) => void;
+  /**
+   * The version to also run an invocation on as a rollout's shadow, once
+   * the caller's own invocation is over; undefined for none.
+   */
+  shadowFor?: (fn: FunctionRecord) => RuntimeVersionChoice | undefined;
 }
 
 function runtimeVersionTarget(
@@ -174,6 +184,8 @@ export class Invoker {
     const admitted = await acquire(this.admission, tenant, invocation.fn);
     recordAdmission(span, admitted);
     if (admitted.kind === "rejection") {
+      // A throttled shadow is skipped: the tenant did not ask for it.
+      if (invocation.shadow === true) throw throttled(admitted.reason, admitted.retryAfterMs);
       countThrottle(tenant.id, admitted.reason);
       countInvocation(tenant.id, invocationType, "throttled");
       throw throttled(admitted.reason, admitted.retryAfterMs);
@@ -194,7 +206,46 @@ export class Invoker {
       this.admission.release(admitted);
       countInflight(tenant.id, -1);
       countInvocation(tenant.id, invocationType, outcome);
+      if (invocation.shadow !== true) this.shadow(invocation);
     }
+  }
+
+  /**
+   * Runs a rollout's shadow of an invocation, in the background and after
+   * the caller's own (whose slot it may reuse): it passes admission and
+   * worker routing as any invocation, onResult counts what it returns, and
+   * nothing of it, failure included, reaches the caller.
+   */
+  private shadow(invocation: Invocation): void {
+    let version: RuntimeVersionChoice | undefined;
+    try {
+      version = this.options.shadowFor?.(invocation.fn);
+    } catch (error) {
+      // Whatever goes wrong with a shadow must not reach the caller.
+      this.logger.warn("a rollout's shadow could not be planned", { error });
+      return;
+    }
+    if (version === undefined) return;
+    const shadow: Invocation = {
+      requestId: randomUUID(),
+      tenant: invocation.tenant,
+      fn: invocation.fn,
+      payload: invocation.payload,
+      tailLog: false,
+      ...(invocation.clientContext === undefined
+        ? {}
+        : { clientContext: invocation.clientContext }),
+      invocationType: "Shadow",
+      runtimeVersion: version,
+      shadow: true,
+    };
+    this.invoke(shadow).catch((error: unknown) => {
+      this.logger.debug("a rollout's shadow invocation did not run", {
+        requestId: shadow.requestId,
+        shadowOf: invocation.requestId,
+        error,
+      });
+    });
   }
 
   private async dispatch(invocation: Invocation): Promise<InvokeResult> {
@@ -214,7 +265,7 @@ export class Invoker {
         environment: fn.environment,
         codeSha256: fn.codeSha256,
         revisionId: fn.revisionId,
-        ...runtimeVersionTarget(this.options.runtimeVersionFor?.(fn)),
+        ...runtimeVersionTarget(invocation.runtimeVersion ?? this.options.runtimeVersionFor?.(fn)),
       },
       payload: invocation.payload,
       tailLog: invocation.tailLog,

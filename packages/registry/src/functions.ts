@@ -96,6 +96,9 @@ function parseRecord(bytes: Uint8Array): FunctionRecord {
   // A malformed setting must not hide the whole function: it runs as Auto.
   const config = value["runtimeManagement"];
   if (config !== undefined && !isRuntimeManagementConfig(config)) delete value["runtimeManagement"];
+  if (value["safeToRepeat"] !== undefined && value["safeToRepeat"] !== true) {
+    delete value["safeToRepeat"];
+  }
   return value as unknown as FunctionRecord;
 }
 
@@ -407,6 +410,22 @@ export class FunctionRegistry {
         Promise.resolve(
           withRuntimeManagement(current, config.updateRuntimeOn, pinned, this.runtimeVersions),
         ),
+      "setting",
+    );
+  }
+
+  /**
+   * Gust's rollout setting (FunctionRecord.safeToRepeat): a setting, so the
+   * function keeps its revision and warm sandboxes.
+   */
+  setSafeToRepeat(tenantId: string, name: string, safe: boolean): Promise<FunctionRecord> {
+    return this.modify(
+      tenantId,
+      name,
+      (current) => {
+        const { safeToRepeat: _removed, ...rest } = current;
+        return Promise.resolve(safe ? { ...rest, safeToRepeat: true } : rest);
+      },
       "setting",
     );
   }
