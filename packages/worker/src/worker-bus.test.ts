@@ -218,7 +218,9 @@ describe("worker on the bus", () => {
     const fn = await nodeFunction(code, "");
     await until(() => worker.stats().sandboxes.preinitialized === 1, "the pool");
     const running = invoke(bus, worker.id, fn.target);
-    await until(() => worker.stats().inflight === 1, "the invocation to start");
+    // Running means in a sandbox: one still waiting for a sandbox when the drain
+    // begins is handed back as retryable, like any new work.
+    await until(() => worker.stats().sandboxes.busy === 1, "the invocation to run");
     const drained = worker.drain();
     await until(
       () => announcements.some((a) => a.type === "worker.heartbeat" && a.draining),
