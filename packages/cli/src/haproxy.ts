@@ -275,7 +275,14 @@ export async function startHaproxy(options: HaproxyOptions): Promise<HaproxyHand
       const until = Date.now() + timeoutMs;
       let states: ServerState[] = [];
       for (;;) {
-        states = await serverStates();
+        try {
+          states = await serverStates();
+        } catch (error) {
+          // HAProxy creates its stats socket a moment after it starts (or restarts).
+          if (Date.now() > until) throw error;
+          await sleep(POLL_MS);
+          continue;
+        }
         const wanted = states.filter((state) => names === undefined || names.includes(state.name));
         if (wanted.length > 0 && wanted.every((state) => state.status === "UP")) return;
         if (Date.now() > until) {
