@@ -12,6 +12,7 @@
 import { ADMIN_CONCURRENCY_PATH, presignUrl, type ConcurrencyReport } from "@gust/frontend";
 import { GustError } from "@gust/protocol";
 import { credentials, DEFAULT_ENDPOINT } from "./client.js";
+import { textTable } from "./text-table.js";
 
 export interface FleetStatusOptions {
   /** @default $GUST_ENDPOINT, else DEFAULT_ENDPOINT */
@@ -73,27 +74,8 @@ export async function fetchFleetStatus(
   return JSON.parse(text) as ConcurrencyReport;
 }
 
-/** Columns padded to their widest cell; numbers right-aligned. */
 function table(rows: Array<Array<string | number>>, indent = "  "): string {
-  const cells = rows.map((row) => row.map((cell) => String(cell)));
-  const widths: number[] = [];
-  for (const row of cells) {
-    row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
-  }
-  return cells
-    .map(
-      (row, r) =>
-        indent +
-        row
-          .map((cell, i) => {
-            const width = widths[i] ?? 0;
-            const numeric = r > 0 && typeof rows[r]?.[i] === "number";
-            return numeric ? cell.padStart(width) : cell.padEnd(width);
-          })
-          .join("  ")
-          .trimEnd(),
-    )
-    .join("\n");
+  return textTable(rows, indent);
 }
 
 function round(value: number): number {

@@ -29,6 +29,7 @@ import { ConfigError, GustError } from "@gust/protocol";
 import { failuresOf, totalOf, type FunctionProgress, type RolloutRecord } from "@gust/registry";
 import { credentials, DEFAULT_ENDPOINT } from "./client.js";
 import { adminCall, type AdminEndpoint } from "./admin-client.js";
+import { textTable } from "./text-table.js";
 
 export const ROLLOUT_USAGE = `Usage: gust rollout <start|pause|resume|abort|retest|status> RUNTIME [options]
        gust rollout safe FUNCTION [--off]
@@ -75,20 +76,6 @@ function call<T>(admin: Admin, method: string, path: string, body?: unknown): Pr
   return adminCall<T>(admin, "rollout-admin", method, path, body);
 }
 
-function table(rows: string[][]): string {
-  const widths: number[] = [];
-  for (const row of rows)
-    row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
-  return rows
-    .map((row) =>
-      row
-        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-        .join("  ")
-        .trimEnd(),
-    )
-    .join("\n");
-}
-
 function side(counts: FunctionProgress["old"]["counts"]): string {
   return `${totalOf(counts) - failuresOf(counts)}/${totalOf(counts)} ok`;
 }
@@ -132,7 +119,7 @@ export function formatRollout(rollout: RolloutRecord): string {
     tally[verdict as keyof typeof tally] += 1;
     rows.push([key, side(progress.old.counts), side(progress.new.counts), verdict, why]);
   }
-  return `${header}${table(rows)}\n${tally.compatible} compatible, ${tally.incompatible} incompatible, ${tally.pending} pending\n`;
+  return `${header}${textTable(rows)}\n${tally.compatible} compatible, ${tally.incompatible} incompatible, ${tally.pending} pending\n`;
 }
 
 function positiveInt(value: string | undefined, flag: string): number | undefined {

@@ -16,6 +16,7 @@ import { RUNTIME_ADMIN_PATH, type RuntimeVersionView, type RuntimeView } from "@
 import { ConfigError, grantedPermissions, Runtimes, type RuntimeRecipe } from "@gust/protocol";
 import { DEFAULT_ENDPOINT } from "./client.js";
 import { adminCall, type AdminEndpoint } from "./admin-client.js";
+import { textTable } from "./text-table.js";
 
 export const RUNTIME_USAGE = `Usage: gust runtime <list|add|default> [options]
 
@@ -59,21 +60,6 @@ function recipeText(recipe: RuntimeRecipe): string {
   ].join(" ");
 }
 
-/** Columns padded to their widest cell. */
-function table(rows: string[][]): string {
-  const widths: number[] = [];
-  for (const row of rows)
-    row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
-  return rows
-    .map((row) =>
-      row
-        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-        .join("  ")
-        .trimEnd(),
-    )
-    .join("\n");
-}
-
 export function formatRuntimes(runtimes: RuntimeView[]): string {
   const rows = [["RUNTIME", "VERSION", "DEFAULT", "RECIPE", "ARN"]];
   for (const runtime of runtimes) {
@@ -87,7 +73,7 @@ export function formatRuntimes(runtimes: RuntimeView[]): string {
       ]);
     }
   }
-  return `${table(rows)}\n`;
+  return `${textTable(rows)}\n`;
 }
 
 function recipeFrom(runtime: string, values: ReturnType<typeof parse>["values"]): RuntimeRecipe {
