@@ -30,24 +30,18 @@ import {
   type CoordinatorService,
   type Service,
 } from "@gust/cli";
-import { BUILT_IN_RUNTIME_VERSIONS, builtInRuntimeVersionRef } from "@gust/protocol";
 import type { RolloutRecord, TenantRecord } from "@gust/registry";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodePayload, lambdaFor } from "./support/lambda.js";
 import { signedFetch } from "./support/signed-fetch.js";
 import { testTenant } from "./support/tenants.js";
+import { builtInArn } from "./support/runtime-versions.js";
 
 const run = promisify(execFile);
 const json = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-const V1 = (() => {
-  const found = BUILT_IN_RUNTIME_VERSIONS.find(
-    (candidate) => candidate.runtime === "nodejs20.x" && candidate.version === "1.0.0",
-  );
-  if (!found) throw new Error("no built-in nodejs20.x:1.0.0");
-  return builtInRuntimeVersionRef("us-east-1", found).arn;
-})();
+const V1 = builtInArn("nodejs20.x", "1.0.0");
 
 /** 2.0.0 refuses callback handlers (Runtime.CallbackHandlerDeprecated). */
 const CALLBACK_HANDLER = `exports.handler = (event, context, callback) => {

@@ -40,31 +40,20 @@ import {
   type CoordinatorService,
   type Service,
 } from "@gust/cli";
-import {
-  BUILT_IN_RUNTIME_VERSIONS,
-  builtInRuntimeVersionRef,
-  Subjects,
-  type RolloutVerdictEvent,
-} from "@gust/protocol";
+import { Subjects, type RolloutVerdictEvent } from "@gust/protocol";
 import type { RolloutRecord, TenantRecord } from "@gust/registry";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodePayload, lambdaFor } from "./support/lambda.js";
 import { signedFetch } from "./support/signed-fetch.js";
 import { testTenant } from "./support/tenants.js";
+import { builtInArn } from "./support/runtime-versions.js";
 
 const run = promisify(execFile);
 const json = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-const arnOf = (version: string): string => {
-  const found = BUILT_IN_RUNTIME_VERSIONS.find(
-    (candidate) => candidate.runtime === "nodejs20.x" && candidate.version === version,
-  );
-  if (!found) throw new Error(`no built-in nodejs20.x:${version}`);
-  return builtInRuntimeVersionRef("us-east-1", found).arn;
-};
-const V1 = arnOf("1.0.0");
-const V2 = arnOf("2.0.0");
+const V1 = builtInArn("nodejs20.x", "1.0.0");
+const V2 = builtInArn("nodejs20.x", "2.0.0");
 
 const CALLBACK_HANDLER = `exports.handler = (event, context, callback) => {
   callback(null, { style: "callback", succeed: typeof context.succeed });

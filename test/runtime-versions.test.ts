@@ -23,22 +23,15 @@ import {
 import { zipFiles } from "@gust/bundle";
 import { GUST_MAIN } from "@gust/cli";
 import type { RuntimeView } from "@gust/frontend";
-import { BUILT_IN_RUNTIME_VERSIONS, builtInRuntimeVersionRef } from "@gust/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MODES, startGust, type TestGust } from "./support/gust.js";
 import { decodePayload, lambdaFor } from "./support/lambda.js";
 import { testTenant } from "./support/tenants.js";
+import { builtInArn } from "./support/runtime-versions.js";
 
 const run = promisify(execFile);
 const json = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
 
-const builtInArn = (runtime: string, version: string): string => {
-  const found = BUILT_IN_RUNTIME_VERSIONS.find(
-    (candidate) => candidate.runtime === runtime && candidate.version === version,
-  );
-  if (!found) throw new Error(`no built-in ${runtime}:${version}`);
-  return builtInRuntimeVersionRef("us-east-1", found).arn;
-};
 const V1 = builtInArn("nodejs20.x", "1.0.0");
 const V2 = builtInArn("nodejs20.x", "2.0.0");
 const PROVIDED = builtInArn("provided.al2023", "1.0.0");
