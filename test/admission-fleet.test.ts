@@ -23,6 +23,7 @@ import {
   type FrontendService,
   type Service,
 } from "@gust/cli";
+import { DEFAULT_GOSSIP_INTERVAL_MS } from "@gust/admission";
 import type { ConcurrencyReport } from "@gust/frontend";
 import { CreateFunctionCommand } from "@aws-sdk/client-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -36,6 +37,8 @@ const tenant = testTenant("skewed", M);
 /** 80/15/5 of the clients, over the three frontends. */
 const SKEW = [24, 4, 2] as const;
 const SLEEP_MS = 250;
+/** The frontends' default gossip interval (AdmissionPolicy.gossipIntervalMs). */
+const GOSSIP_INTERVAL_MS = DEFAULT_GOSSIP_INTERVAL_MS;
 
 const HANDLER = `
 exports.handler = async (event) => {
@@ -88,13 +91,14 @@ async function until<T>(
   what: string,
   probe: () => Promise<T | undefined>,
   timeoutMs = 15_000,
+  pollMs = 25,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe().catch(() => undefined);
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
+    await sleep(pollMs);
   }
 }
 
@@ -319,36 +323,62 @@ describe("fleet-wide admission on NATS", () => {
     expect(result.intervals.length).toBeGreaterThan(0);
   });
 
-  it("returns a killed frontend's share to the others within a few gossip intervals", async () => {
-    const survivor = frontends[0]!;
+  it("returns a SIGKILLed frontend's share to the others within 3 gossip intervals, under load, within M", async () => {
     const victim = frontends[1]!;
+    const survivors = [frontends[0]!, frontends[2]!];
     const victimView = await pool(victim);
-    await until("the survivor to count the victim", async () => {
-      const seen = await pool(survivor);
-      return seen.frontends.some((f) => f.frontendId === victimView.instanceId) ? true : undefined;
+    await until("the survivors to count the victim", async () => {
+      const seen = await Promise.all(survivors.map((member) => pool(member)));
+      return seen.every((view) =>
+        view.frontends.some((f) => f.frontendId === victimView.instanceId),
+      )
+        ? true
+        : undefined;
     });
+    const load = runLoad(SKEW, 5_000);
+    await sleep(2_000);
     // SIGKILL: no drain, no goodbye; its reports just stop.
     victim.alive = false;
     const killedAt = Date.now();
     await victim.kill();
+    // Taken back means enforced: each survivor's own part of the split (its
+    // share without loans), as it admits by it, summing to the limit.
     const { gone, whole } = await until(
       "the victim's share to return to the others",
       async () => {
-        const seen = await pool(survivor);
-        if (seen.frontends.some((f) => f.frontendId === victimView.instanceId)) return undefined;
-        const shares = seen.frontends.reduce((sum, f) => sum + f.share, 0);
-        return shares === seen.limit ? { gone: true, whole: Date.now() - killedAt } : undefined;
+        const seen = await Promise.all(survivors.map((member) => pool(member)));
+        const known = seen.some((view) =>
+          view.frontends.some((f) => f.frontendId === victimView.instanceId),
+        );
+        if (known) return undefined;
+        const enforced = seen.reduce(
+          (sum, view) => sum + view.share + view.lent - view.borrowed,
+          0,
+        );
+        return enforced === seen[0]!.limit
+          ? { gone: true, whole: Date.now() - killedAt }
+          : undefined;
       },
       10_000,
+      5,
     );
-    console.log(`killed frontend's share back with the others after ${whole} ms (expiry 500 ms)`);
+    const result = await load;
+    const peak = maxOverlap(result.intervals);
+    console.log(
+      `killed frontend's share back with the others after ${whole} ms ` +
+        `(gossip interval ${GOSSIP_INTERVAL_MS} ms, expiry 500 ms); peak ${peak} of M=${M}`,
+    );
     expect(gone).toBe(true);
-    // The survivors probe a peer whose report is 1.5 intervals late and drop it
-    // when nobody answers; raising their shares then waits for each other's
-    // acknowledgement (about one more interval). Measured 120–360 ms here,
-    // against 514–522 ms by expiry alone. The bound leaves room for a loaded
-    // machine's timers; the mechanism itself is checked, on a clock the test
-    // drives, in packages/frontend/src/gossip.test.ts.
-    expect(whole).toBeLessThan(1_000);
+    // The survivors look for late peers four times an interval, probe one
+    // whose report is 1.25 intervals late, and on "no responders" take their
+    // equal parts of its share at once and announce it; the rest follows as
+    // soon as they hear each other's announcements. Slack: this poll's own
+    // period and a loaded machine's late timers.
+    expect(whole).toBeLessThanOrEqual(3 * GOSSIP_INTERVAL_MS + 60);
+    // Only the victim's own requests failed (the load ignores those), and
+    // the tenant's limit held fleet-wide throughout.
+    expect(result.errors).toEqual([]);
+    expect(peak).toBeLessThanOrEqual(M);
+    expect(result.admitted[0]! + result.admitted[2]!).toBeGreaterThan(0);
   });
 });

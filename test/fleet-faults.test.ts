@@ -12,8 +12,10 @@
  * except the last, which kills a worker.
  */
 import { CreateFunctionCommand, InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
+import { DEFAULT_GOSSIP_INTERVAL_MS } from "@gust/admission";
 import {
   HAPROXY_INSTALL_HINT,
+  fetchFleetStatus,
   findHaproxyBinary,
   startLocalFleet,
   type LocalFleet,
@@ -149,7 +151,29 @@ describe.skipIf(haproxy === undefined)(
       const exited = new Promise<number>((resolve) =>
         victim.process.child.once("exit", () => resolve(Date.now())),
       );
+      const survivor = fleet.frontends.find((frontend) => frontend.id === "fe2")!;
+      const credentials = fleet.tenant!.credentials[0]!;
+      const survivorView = () =>
+        fetchFleetStatus({ endpoint: survivor.url, credentials }).then(
+          (report) => report.tenants[0]?.unreserved,
+        );
+      const before = await survivorView();
+      expect(before?.frontends).toHaveLength(2);
+      const killedAt = Date.now();
       victim.process.child.kill("SIGKILL");
+      // Within 3 gossip intervals the survivor enforces the whole limit
+      // itself (slack: this poll's period and a loaded machine's timers).
+      let tookItsShareAfter = Number.NaN;
+      while (Date.now() - killedAt < 5_000) {
+        const view = await survivorView().catch(() => undefined);
+        if (view && view.frontends.length === 1 && view.share - view.borrowed === view.limit) {
+          tookItsShareAfter = Date.now() - killedAt;
+          break;
+        }
+        await sleep(5);
+      }
+      console.log(`fe2 took fe1's share ${tookItsShareAfter} ms after the SIGKILL`);
+      expect(tookItsShareAfter).toBeLessThanOrEqual(3 * DEFAULT_GOSSIP_INTERVAL_MS + 60);
       const diedBy = await exited;
       await until(
         async () =>

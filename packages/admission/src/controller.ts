@@ -323,8 +323,15 @@ export class AdmissionController {
    * connection closed can.
    */
   peerGone(frontendId: string, now: number): boolean {
-    if (!this.peers.remove(frontendId)) return false;
+    if (!this.peers.get(frontendId)) return false;
+    const before = this.shareContext(now);
+    const freed = [...this.tenants.byKey.values()].map(
+      (pool) => [pool, pool.heldBy(before, frontendId)] as const,
+    );
+    this.peers.remove(frontendId);
     this.lending.borrowerGone(frontendId);
+    const survivors = this.peers.size + 1;
+    for (const [pool, slots] of freed) pool.grantWindfall(slots, survivors, this.seq);
     this.recomputeAll(now);
     return true;
   }

@@ -76,6 +76,13 @@ export class Pool {
   /** (report seq, target) as announced in each report not yet acknowledged by every peer. */
   private readonly announced: Array<{ seq: number; value: number }> = [];
   private gossiping = false;
+  /**
+   * Slots a peer proven gone left to this frontend (see `grantWindfall`),
+   * usable before the remaining peers acknowledge the raise, and the seq of
+   * the last report sent before it went.
+   */
+  private windfall = 0;
+  private windfallSeq = 0;
 
   constructor(
     readonly tenantId: string,
@@ -129,11 +136,55 @@ export class Pool {
   settle(acknowledgedSeq: number | undefined): boolean {
     let own = this.target;
     if (this.gossiping && acknowledgedSeq !== undefined) {
-      for (const a of this.announced) if (a.seq >= acknowledgedSeq && a.value < own) own = a.value;
+      let floor = own;
+      for (const a of this.announced)
+        if (a.seq >= acknowledgedSeq && a.value < floor) floor = a.value;
+      // Once every peer has seen a report sent after the departure, the
+      // announcements alone say what is safe again.
+      if (this.windfall > 0 && acknowledgedSeq > this.windfallSeq) this.windfall = 0;
+      own = Math.min(own, floor + this.windfall);
+    } else {
+      this.windfall = 0;
     }
     this.baseShare = own;
     this.share = Math.max(0, own - this.loans.lentTotal + this.loans.borrowedTotal);
     return own < this.target;
+  }
+
+  /**
+   * A peer whose connection closed (not merely a silent one) held `freed`
+   * slots of this pool; every survivor may take its equal part of them at
+   * once, without waiting for the others to acknowledge the raise: the parts
+   * sum to at most what the departed peer held, so the fleet stays within
+   * the limit whatever each survivor does with its own. `lastSentSeq` is the
+   * last report this frontend sent while the peer was still counted.
+   */
+  grantWindfall(freed: number, survivors: number, lastSentSeq: number): void {
+    if (!this.gossiping || freed <= 0 || survivors <= 0) return;
+    this.windfall += Math.floor(freed / survivors);
+    this.windfallSeq = lastSentSeq;
+  }
+
+  /**
+   * What a peer's place in this pool holds of the limit, as the split sees
+   * it: the larger of its claim and its held slots, or (idle here) the share
+   * the same split gives it.
+   */
+  heldBy(context: ShareContext, frontendId: string): number {
+    const peer = context.peers.find((p) => p.frontendId === frontendId);
+    if (!peer) return 0;
+    const entry = peer.pools.get(this.key);
+    if (entry) return Math.max(entry[5], entry[4]);
+    const self = this.fillFleet(context);
+    const index = context.peers.indexOf(peer);
+    const at = index < self ? index : index + 1;
+    return shareAt(
+      this.limit,
+      scratch.demand,
+      context.peers.length + 1,
+      context.spareWeightFloor,
+      at,
+    );
   }
 
   /** Record what report `seq` announces for this pool and forget what every peer has seen since. */

@@ -10,6 +10,7 @@ import type { LoanMessage } from "./loans.js";
 import type { AdmissionPolicyOptions } from "./policy.js";
 
 export interface Envelope {
+  from: number;
   to: number;
   kind: "report" | "loan";
   payload: unknown;
@@ -19,6 +20,10 @@ export class TestFleet {
   readonly controllers: AdmissionController[];
   readonly tickets: Ticket[][];
   inFlight: Envelope[] = [];
+  /** False for a frontend killed with `kill`: it neither ticks, admits nor receives. */
+  readonly alive: boolean[];
+  /** heardAt[to][from]: when `to` last received a report from `from`. */
+  readonly heardAt: number[][];
   now = 0;
 
   constructor(size: number, policy: AdmissionPolicyOptions, options: { lending?: boolean } = {}) {
@@ -33,6 +38,49 @@ export class TestFleet {
         }),
     );
     this.tickets = this.controllers.map(() => []);
+    this.alive = this.controllers.map(() => true);
+    this.heardAt = this.controllers.map(() => this.controllers.map(() => 0));
+  }
+
+  /**
+   * What gossip promises: a live frontend is heard by every other live one
+   * at least every `maxSilenceMs` (reports may be late or lost, but not all
+   * of them for a whole expiry period). Where a pair has been silent that
+   * long, the sender reports now and the receiver hears it.
+   */
+  keepAlive(maxSilenceMs: number): void {
+    this.controllers.forEach((_c, from) => {
+      if (!this.alive[from]) return;
+      const late = this.heardAt.some(
+        (heard, to) =>
+          to !== from && this.alive[to] && this.now - (heard[from] ?? 0) >= maxSilenceMs,
+      );
+      if (!late) return;
+      this.tick(from);
+      for (let i = this.inFlight.length - 1; i >= 0; i--) {
+        const m = this.inFlight[i];
+        if (m?.from === from && m.kind === "report") this.deliver(i);
+      }
+    });
+  }
+
+  /**
+   * Frontend f dies as a killed process does: nothing more from it, its
+   * callers' invocations end with it, and what it sent is either delivered
+   * before its connection closed or lost (here: lost).
+   */
+  kill(f: number): void {
+    this.alive[f] = false;
+    this.tickets[f] = [];
+    this.inFlight = this.inFlight.filter((m) => m.to !== f && m.from !== f);
+  }
+
+  /** Survivor f learns that every killed frontend is gone (its probe found nobody). */
+  notice(f: number): void {
+    if (!this.alive[f]) return;
+    this.controllers.forEach((c, dead) => {
+      if (!this.alive[dead]) this.controller(f).peerGone(c.frontendId, this.now);
+    });
   }
 
   controller(f: number): AdmissionController {
@@ -43,9 +91,11 @@ export class TestFleet {
 
   /** Frontend f ticks; its report is queued for every other frontend. */
   tick(f: number): void {
+    if (!this.alive[f]) return;
     const report = this.controller(f).demandReport(this.now);
     this.controllers.forEach((_c, to) => {
-      if (to !== f) this.inFlight.push({ to, kind: "report", payload: report });
+      if (to !== f && this.alive[to])
+        this.inFlight.push({ from: f, to, kind: "report", payload: report });
     });
   }
 
@@ -57,8 +107,10 @@ export class TestFleet {
     const [envelope] = this.inFlight.splice(index, 1);
     if (!envelope) return;
     const c = this.controller(envelope.to);
-    if (envelope.kind === "report") c.receiveReport(envelope.payload, this.now);
-    else c.receiveLoanMessage(envelope.payload, this.now);
+    if (envelope.kind === "report") {
+      c.receiveReport(envelope.payload, this.now);
+      this.heardAt[envelope.to]![envelope.from] = this.now;
+    } else c.receiveLoanMessage(envelope.payload, this.now);
   }
 
   drop(index: number): void {
@@ -80,6 +132,7 @@ export class TestFleet {
   }
 
   admit(f: number, tenantId: string, functionName = "fn"): Ticket | Rejection {
+    if (!this.alive[f]) throw new RangeError(`frontend ${f} was killed`);
     const decision = this.controller(f).tryAdmit(tenantId, functionName, this.now);
     if (decision.kind === "ticket") this.tickets[f]!.push(decision);
     return decision;
@@ -99,6 +152,7 @@ export class TestFleet {
 
   private post(message: LoanMessage): void {
     const to = this.controllers.findIndex((c) => c.frontendId === message.to);
-    if (to >= 0) this.inFlight.push({ to, kind: "loan", payload: message });
+    const from = this.controllers.findIndex((c) => c.frontendId === message.from);
+    if (to >= 0 && this.alive[to]) this.inFlight.push({ from, to, kind: "loan", payload: message });
   }
 }

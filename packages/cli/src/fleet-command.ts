@@ -23,6 +23,8 @@ export interface FleetStatusOptions {
   adminToken?: string;
   /** @default $AWS_REGION, else us-east-1 */
   region?: string;
+  /** What to sign with when there is no admin token. @default the credentials `gust deploy` uses */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
 }
 
 /** How long a presigned admin URL stays valid; it is used at once. */
@@ -44,7 +46,7 @@ export async function fetchFleetStatus(
     url = target.toString();
     headers["authorization"] = `Bearer ${token}`;
   } else {
-    const { accessKeyId, secretAccessKey } = await credentials();
+    const { accessKeyId, secretAccessKey } = options.credentials ?? (await credentials());
     url = await presignUrl({
       baseUrl: endpoint,
       path: ADMIN_CONCURRENCY_PATH,

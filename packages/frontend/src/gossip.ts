@@ -22,8 +22,9 @@
  * Leaving: stop() ends the tick and the subscriptions. A peer whose report
  * is more than PROBE_AFTER_INTERVALS late is asked directly on its probe
  * subject: when its connection has closed (a crash, a kill, a close) NATS
- * answers "no responders" at once and the peer is dropped within about two
- * intervals, while a live peer whose reports were lost answers the probe and
+ * answers "no responders" at once and the peer is dropped about 1.5
+ * intervals after its last report, its share going to the survivors at
+ * once (AdmissionController.peerGone), while a live peer whose reports were lost answers the probe and
  * is kept — so expiry after `peerExpiryIntervals` can stay long enough to
  * ride out message loss without slowing the return of a dead peer's share. A draining
  * frontend keeps gossiping until it closes: it still admits requests during
@@ -57,7 +58,14 @@ export interface GossipTransportOptions {
 }
 
 /** A peer this many of its intervals late is probed. */
-export const PROBE_AFTER_INTERVALS = 1.5;
+export const PROBE_AFTER_INTERVALS = 1.25;
+/**
+ * Late peers are looked for this many times per interval, not only at the
+ * tick: a peer killed just after reporting is then found gone about
+ * PROBE_AFTER_INTERVALS after its last report rather than up to one more
+ * interval later. A check only walks the peer table.
+ */
+const PROBE_CHECKS_PER_INTERVAL = 4;
 
 /** A sender of junk is logged at most this often. */
 const JUNK_LOG_INTERVAL_MS = 60_000;
@@ -67,6 +75,7 @@ const MAX_JUNK_SENDERS = 1000;
 export class GossipTransport {
   private readonly now: () => number;
   private timer: NodeJS.Timeout | undefined;
+  private probeTimer: NodeJS.Timeout | undefined;
   private subscriptions: Subscription[] = [];
   private removeStatusListener: (() => void) | undefined;
   private connected = true;
@@ -100,6 +109,13 @@ export class GossipTransport {
         }),
       ];
       this.removeStatusListener = this.bus.onStatus((status) => this.onStatus(status));
+      this.probeTimer = setInterval(
+        () => {
+          if (this.connected) this.probeLatePeers();
+        },
+        Math.max(1, this.options.intervalMs / PROBE_CHECKS_PER_INTERVAL),
+      );
+      this.probeTimer.unref();
     }
     this.timer = setInterval(() => this.tick(), this.options.intervalMs);
     // A frontend that has closed everything else must not stay alive for its gossip.
@@ -109,7 +125,9 @@ export class GossipTransport {
   /** Stop publishing and listening. Idempotent. */
   stop(): void {
     if (this.timer) clearInterval(this.timer);
+    if (this.probeTimer) clearInterval(this.probeTimer);
     this.timer = undefined;
+    this.probeTimer = undefined;
     for (const subscription of this.subscriptions) subscription.unsubscribe();
     this.subscriptions = [];
     this.removeStatusListener?.();
@@ -175,6 +193,10 @@ export class GossipTransport {
               this.logger.info("a peer frontend is gone; its share returns to the others", {
                 peer,
               });
+              // Announce the raised claim now rather than at the next tick:
+              // the survivors' acknowledgements of it are what release the
+              // part of the raise beyond this frontend's equal part.
+              if (this.timer) this.tick();
             }
           },
         )
