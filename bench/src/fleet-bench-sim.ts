@@ -49,9 +49,39 @@ export async function runSimulator(repo: string): Promise<string> {
  * build, by path.
  */
 export async function simulateSameSetup(executionMs: number): Promise<string> {
+  const { scenario, results, formatResults } = await simulateReference(executionMs, 600_000, [
+    "static",
+    "central",
+    "gossip-no-loans",
+    "gossip",
+  ]);
+  return formatResults(scenario, results);
+}
+
+/**
+ * Loan messages per request in the simulator's `reference-100` as the issue
+ * defines it (100 ms executions, 900 invocations/s): what a tenant with
+ * `M` = 100 at 1,000 invocations/s would send, which two cores cannot run.
+ */
+export async function simulatedLoansPerRequest(): Promise<number> {
+  const { results } = await simulateReference(100, 60_000, ["gossip"]);
+  const figures = (results[0] as { figures: { loanMessages: number; requests: number } }).figures;
+  return figures.loanMessages / Math.max(1, figures.requests);
+}
+
+type Scenario = { tenants: Array<Record<string, unknown>> } & Record<string, unknown>;
+
+async function simulateReference(
+  executionMs: number,
+  durationMs: number,
+  strategies: string[],
+): Promise<{
+  scenario: Scenario;
+  results: unknown[];
+  formatResults: (scenario: Scenario, results: unknown[]) => string;
+}> {
   const simDir = join(dirname(fileURLToPath(import.meta.resolve("@gust/admission"))), "sim");
   const load = (file: string) => import(pathToFileURL(join(simDir, file)).href);
-  type Scenario = { tenants: Array<Record<string, unknown>> } & Record<string, unknown>;
   const { scenarios } = (await load("scenarios.js")) as {
     scenarios: Record<string, (params: { durationMs?: number }) => Scenario>;
   };
@@ -63,14 +93,12 @@ export async function simulateSameSetup(executionMs: number): Promise<string> {
   };
   const reference = scenarios["reference-100"];
   if (!reference) throw new Error("the simulator has no reference-100 scenario");
-  const base = reference({ durationMs: 600_000 });
+  const base = reference({ durationMs });
   const scenario: Scenario = {
     ...base,
     description: `${String(base["description"])}; here ${executionMs} ms executions, as in the fleet`,
     tenants: base.tenants.map((tenant) => ({ ...tenant, executionMs })),
   };
-  const results = ["static", "central", "gossip-no-loans", "gossip"].map((strategy) =>
-    simulate(scenario, strategy, 1),
-  );
-  return formatResults(scenario, results);
+  const results = strategies.map((strategy) => simulate(scenario, strategy, 1));
+  return { scenario, results, formatResults };
 }

@@ -30,6 +30,7 @@ export {
   DEFAULT_DISCONNECTED_MIN_FLEET_SIZE,
   DEFAULT_LENDING_ENABLED,
   DEFAULT_LOAN_TRIGGER_FACTOR,
+  DEFAULT_LOAN_RETURN_KEEP_FACTOR,
   DEFAULT_LOAN_BATCH_FACTOR,
   DEFAULT_LOAN_LEASE_MS,
   DEFAULT_LOAN_TIMEOUT_MS,
@@ -39,6 +40,14 @@ export {
 } from "./policy.js";
 export { DEMAND_REPORT_TYPE, parseDemandReport } from "./report.js";
 export { LoanMessageTypes, parseLoanMessage } from "./loans.js";
+export {
+  GOSSIP_WIRE_VERSION,
+  loanFromWire,
+  loanToWire,
+  reportFromWire,
+  reportSender,
+  reportToWire,
+} from "./wire.js";
 export { ShareModes } from "./pool.js";
 export { apportionShares, idealShares } from "./shares.js";
 export { TemporaryLimit } from "./temporary-limit.js";

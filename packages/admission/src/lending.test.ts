@@ -53,7 +53,7 @@ describe("borrowing slots", () => {
     expect(fleet.fleetInflight()).toBe(10);
   });
 
-  it("hands a borrowed slot back as soon as it is free", () => {
+  it("keeps borrowed slots while few of its slots are free, and hands them back once more are", () => {
     const fleet = evenFleet();
     const [a, b] = [fleet.controller(0), fleet.controller(1)];
     for (let i = 0; i < 5; i++) fleet.admit(0, "t");
@@ -64,7 +64,12 @@ describe("borrowing slots", () => {
     // Taking its last free slot, the borrower asks ahead for the next request.
     fleet.deliverAll();
     expect(b.snapshot("t", fleet.now)!.unreserved.lent).toBe(2);
+    // One slot free again: a busy borrower would only ask again, so it keeps
+    // the loan (ceil(0.8 × sqrt(demand 3)) = 2 slots may stay free).
     if (ticket.kind === "ticket") a.release(ticket, fleet.now + 50);
+    expect(a.snapshot("t", fleet.now)!.unreserved.borrowed).toBe(2);
+    // Its own invocations end too: now it has more free than it keeps.
+    while (fleet.tickets[0]!.length > 0) fleet.release(0);
     expect(a.snapshot("t", fleet.now)!.unreserved.borrowed).toBe(0);
     fleet.deliverAll(); // the return
     expect(b.snapshot("t", fleet.now)!.unreserved.lent).toBe(0);

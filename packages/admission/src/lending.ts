@@ -6,9 +6,11 @@
  *
  * Measured in the simulator (README.md), the rule that works is the plain
  * one: borrow for the request that finds no free slot (it waits one round
- * trip), lend any slot not in use, and hand a borrowed slot back as soon as
- * it is free again. Holding on to loans, or lending only beyond a reserve,
- * starves the lender; a frontend that lends does not borrow and one that
+ * trip), lend any slot not in use, and hand borrowed slots back once the
+ * borrower has a few (about sqrt(demand) × loanReturnKeepFactor) free again.
+ * Holding on to loans for longer, or lending only beyond a reserve, starves
+ * the lender; returning every slot the moment it frees costs three messages
+ * per borrowed invocation. A frontend that lends does not borrow and one that
  * borrows does not lend, so slots do not travel in circles.
  */
 import { LoanMessageTypes, type LoanMessage } from "./loans.js";
@@ -116,7 +118,11 @@ export class Lending {
 
   /** Hand back borrowed slots the pool does not need now (and expired loans once they fit). */
   returnLoans(pool: Pool): void {
-    const returns = pool.loans.returns(pool.share - pool.inflight, this.trigger(pool));
+    const keep = Math.max(
+      this.trigger(pool),
+      Math.ceil(this.policy.loanReturnKeepFactor * Math.sqrt(Math.max(1, pool.meter.demand))),
+    );
+    const returns = pool.loans.returns(pool.share - pool.inflight, keep);
     if (returns.length === 0) return;
     this.settle(pool);
     for (const loan of returns)

@@ -78,6 +78,17 @@ export interface AdmissionPolicyOptions {
    * @default 0
    */
   loanTriggerFactor?: number;
+  /**
+   * A borrower hands borrowed slots back only while more than
+   * ceil(loanReturnKeepFactor × sqrt(demand)) of its slots are free (and at
+   * least loanTriggerFactor's). A busy borrower reuses a borrowed slot at
+   * once, so returning it only to ask again costs three messages for
+   * nothing; keeping a few trades a little pooling for about a third of the
+   * loan messages (README.md, "Loans and bandwidth"). 0: return every slot
+   * as soon as it is free.
+   * @default 0.8
+   */
+  loanReturnKeepFactor?: number;
   /** A loan request asks for ceil(loanBatchFactor × sqrt(demand)) slots, at least 1. @default 0.05 */
   loanBatchFactor?: number;
   /**
@@ -117,6 +128,7 @@ export const DEFAULT_SPARE_WEIGHT_FLOOR = 1;
 export const DEFAULT_DISCONNECTED_MIN_FLEET_SIZE = 2;
 export const DEFAULT_LENDING_ENABLED = true;
 export const DEFAULT_LOAN_TRIGGER_FACTOR = 0;
+export const DEFAULT_LOAN_RETURN_KEEP_FACTOR = 0.8;
 export const DEFAULT_LOAN_BATCH_FACTOR = 0.05;
 export const DEFAULT_LOAN_LEASE_MS = 500;
 export const DEFAULT_LOAN_TIMEOUT_MS = 50;
@@ -207,6 +219,12 @@ export function resolveAdmissionPolicy(options: AdmissionPolicyOptions = {}): Ad
       options,
       "loanTriggerFactor",
       DEFAULT_LOAN_TRIGGER_FACTOR,
+      "nonNegative",
+    ),
+    loanReturnKeepFactor: pick(
+      options,
+      "loanReturnKeepFactor",
+      DEFAULT_LOAN_RETURN_KEEP_FACTOR,
       "nonNegative",
     ),
     loanBatchFactor: pick(options, "loanBatchFactor", DEFAULT_LOAN_BATCH_FACTOR, "positive"),

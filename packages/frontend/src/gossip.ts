@@ -9,8 +9,9 @@
  *   a peer's report late     → request its probe subject; "no responders" → peerGone
  *   bus status               → connectivity(connected)
  *
- * Reports and loan messages are plain records (encodeRecord/decodeRecord):
- * the controller validates them, so junk from a peer is dropped there, and
+ * Reports and loan messages go out in their compact wire form
+ * (@gust/admission's wire.ts) as msgpack records: the controller validates
+ * what comes back from it, so junk from a peer is dropped there, and
  * logged here at debug level at most once a minute per sender.
  *
  * The tick runs whether or not the bus is connected, because it is also the
@@ -33,7 +34,16 @@
  * a second time.
  */
 import type { Bus, BusStatus, Subscription } from "@gust/bus";
-import { parseDemandReport, type DemandReport, type LoanMessage } from "@gust/admission";
+import {
+  loanFromWire,
+  loanToWire,
+  parseDemandReport,
+  reportFromWire,
+  reportSender,
+  reportToWire,
+  type DemandReport,
+  type LoanMessage,
+} from "@gust/admission";
 import { decodeRecord, encodeRecord, GustError, Subjects } from "@gust/protocol";
 import type { Logger } from "@gust/telemetry";
 
@@ -141,7 +151,7 @@ export class GossipTransport {
   sendLoanMessage(message: LoanMessage): void {
     if (!this.timer || this.options.standalone || !this.connected) return;
     try {
-      const data = encodeRecord(message);
+      const data = encodeRecord(loanToWire(message));
       this.bus.publish(Subjects.gossipLoan(message.to), data);
       this.sent.loanMessages++;
       this.sent.loanBytes += data.byteLength;
@@ -161,7 +171,7 @@ export class GossipTransport {
     }
     if (this.options.standalone || !this.connected) return;
     try {
-      const data = encodeRecord(report);
+      const data = encodeRecord(reportToWire(report));
       this.bus.publish(Subjects.gossipDemand, data);
       this.sent.reports++;
       this.sent.bytes += data.byteLength;
@@ -225,18 +235,22 @@ export class GossipTransport {
       this.junk("a gossip report that does not decode", undefined, error);
       return;
     }
-    const sender = value["frontendId"];
+    const sender = reportSender(value);
     if (sender === this.endpoint.instanceId) return;
-    if (this.endpoint.receiveReport(value, this.now())) return;
+    const report = reportFromWire(value);
+    if (this.endpoint.receiveReport(report, this.now())) return;
     // Not taken: stale or duplicate (normal), or not a report at all.
-    if (parseDemandReport(value) === undefined) {
+    if (parseDemandReport(report) === undefined) {
       this.junk("a gossip message that is not a demand report", sender, undefined);
     }
   }
 
   private onLoan(data: Uint8Array): void {
     try {
-      this.endpoint.receiveLoanMessage(decodeRecord(data), this.now());
+      this.endpoint.receiveLoanMessage(
+        loanFromWire(decodeRecord(data), this.endpoint.instanceId),
+        this.now(),
+      );
     } catch (error) {
       this.junk("a loan message that does not decode", undefined, error);
     }

@@ -51,6 +51,8 @@ export interface Figures {
   /** Per frontend, on average. */
   gossipBytesPerSecond: number;
   loanMessages: number;
+  /** Loan messages' bytes per second, fleet-wide, on the wire. */
+  loanBytesPerSecond: number;
   /** Requests admitted after waiting for a loan (a round trip or a few). */
   waitedForLoan: number;
   /** Requests and throttles per frontend, after warm-up. */
@@ -69,6 +71,7 @@ export class Counters {
   gossipReports = 0;
   gossipBytes = 0;
   loanMessages = 0;
+  loanBytes = 0;
   waitedForLoan = 0;
   readonly requestsByFrontend: number[];
   readonly throttledByFrontend: number[];

@@ -7,6 +7,7 @@
  * strategies see the very same requests.
  */
 import { encodeRecord } from "@gust/protocol";
+import { loanToWire, reportToWire } from "../wire.js";
 import type { AdmissionController } from "../controller.js";
 import type { Rejection, Ticket } from "../decision.js";
 import type { LoanMessage } from "../loans.js";
@@ -91,6 +92,7 @@ export function simulate(scenario: Scenario, strategy: Strategy, seed = 1): Simu
       if (!alive[from] || to === undefined || networkRandom.chance(scenario.gossip.lossRate))
         return;
       counters.loanMessages++;
+      counters.loanBytes += encodeRecord(loanToWire(message)).byteLength;
       queue.push({ at: now + scenario.loanDelayMs, kind: "loan", to, message });
     },
   });
@@ -241,7 +243,7 @@ export function simulate(scenario: Scenario, strategy: Strategy, seed = 1): Simu
         refreshLimits(event.index);
         if (fleet.gossips) {
           counters.gossipReports++;
-          counters.gossipBytes += encodeRecord(report).byteLength;
+          counters.gossipBytes += encodeRecord(reportToWire(report)).byteLength;
           for (let to = 0; to < n; to++) {
             if (to === event.index || !alive[to] || networkRandom.chance(scenario.gossip.lossRate))
               continue;
@@ -314,6 +316,7 @@ export function simulate(scenario: Scenario, strategy: Strategy, seed = 1): Simu
       ? (counters.gossipBytes / n / scenario.durationMs) * 1000
       : 0,
     loanMessages: counters.loanMessages,
+    loanBytesPerSecond: fleet.gossips ? (counters.loanBytes / scenario.durationMs) * 1000 : 0,
     waitedForLoan: counters.waitedForLoan,
     requestsByFrontend: counters.requestsByFrontend,
     throttledByFrontend: counters.throttledByFrontend,

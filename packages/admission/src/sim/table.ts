@@ -39,7 +39,7 @@ const HEADER = [
   "peak over M",
   "converged",
   "gossip B/s",
-  "loans/s",
+  "loans/s (B/s)",
 ];
 
 function row(result: SimulationResult): string[] {
@@ -60,7 +60,9 @@ function row(result: SimulationResult): string[] {
     f.gossipBytesPerSecond > 0
       ? `${Math.round(f.gossipBytesPerSecond)} (${Math.round(f.gossipBytesPerReport)}/rep)`
       : "–",
-    f.loanMessages > 0 ? String(Math.round(f.loanMessages / (result.durationMs / 1000))) : "–",
+    f.loanMessages > 0
+      ? `${Math.round(f.loanMessages / (result.durationMs / 1000))} (${Math.round(f.loanBytesPerSecond)})`
+      : "–",
   ];
 }
 
