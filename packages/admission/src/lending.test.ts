@@ -65,7 +65,7 @@ describe("borrowing slots", () => {
     fleet.deliverAll();
     expect(b.snapshot("t", fleet.now)!.unreserved.lent).toBe(2);
     // One slot free again: a busy borrower would only ask again, so it keeps
-    // the loan (ceil(0.8 × sqrt(demand 3)) = 2 slots may stay free).
+    // the loan (ceil(1.2 × sqrt(demand 3)) = 3 slots may stay free).
     if (ticket.kind === "ticket") a.release(ticket, fleet.now + 50);
     expect(a.snapshot("t", fleet.now)!.unreserved.borrowed).toBe(2);
     // Its own invocations end too: now it has more free than it keeps.

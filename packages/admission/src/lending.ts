@@ -7,7 +7,8 @@
  * Measured in the simulator (README.md), the rule that works is the plain
  * one: borrow for the request that finds no free slot (it waits one round
  * trip), lend any slot not in use, and hand borrowed slots back once the
- * borrower has a few (about sqrt(demand) × loanReturnKeepFactor) free again.
+ * borrower has a few (about sqrt(demand) × loanReturnKeepFactor) free again;
+ * a lender with nothing to lend stays silent.
  * Holding on to loans for longer, or lending only beyond a reserve, starves
  * the lender; returning every slot the moment it frees costs three messages
  * per borrowed invocation. A frontend that lends does not borrow and one that
@@ -68,7 +69,11 @@ export class Lending {
             this.settle(pool);
           }
         }
-        this.reply(message, LoanMessageTypes.grant, slots);
+        // Nothing to lend: no answer. The borrower's request times out
+        // (loanTimeoutMs), which spaces its next one; its waiting invocation
+        // meanwhile takes any of its own slots that frees. A refusal would
+        // cost a message only to have the borrower ask again at once.
+        if (slots > 0) this.reply(message, LoanMessageTypes.grant, slots);
         return;
       }
       case LoanMessageTypes.grant: {

@@ -37,7 +37,7 @@ export interface LoanMessage {
   functionName: string;
   /** Chosen by the borrower, unique among its loans. */
   loanId: number;
-  /** Asked for, granted (0: refused) or given back. */
+  /** Asked for, granted, or given back. (Lenders with nothing to lend do not answer; a grant of 0 from an older peer counts as a refusal.) */
   slots: number;
 }
 

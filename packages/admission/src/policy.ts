@@ -86,7 +86,7 @@ export interface AdmissionPolicyOptions {
    * nothing; keeping a few trades a little pooling for about a third of the
    * loan messages (README.md, "Loans and bandwidth"). 0: return every slot
    * as soon as it is free.
-   * @default 0.8
+   * @default 1.2
    */
   loanReturnKeepFactor?: number;
   /** A loan request asks for ceil(loanBatchFactor × sqrt(demand)) slots, at least 1. @default 0.05 */
@@ -97,7 +97,11 @@ export interface AdmissionPolicyOptions {
    * @default 500
    */
   loanLeaseMs?: number;
-  /** A loan request unanswered this long is given up (a late grant is still used). @default 50 */
+  /**
+   * A loan request unanswered this long is given up (a late grant is still
+   * used); a lender with nothing to lend does not answer, so this is also
+   * how long a borrower waits before asking again. @default 50
+   */
   loanTimeoutMs?: number;
   /** A request rejected while a loan is on its way may be retried after this long (about a round trip). @default 5 */
   loanRetryMs?: number;
@@ -128,7 +132,7 @@ export const DEFAULT_SPARE_WEIGHT_FLOOR = 1;
 export const DEFAULT_DISCONNECTED_MIN_FLEET_SIZE = 2;
 export const DEFAULT_LENDING_ENABLED = true;
 export const DEFAULT_LOAN_TRIGGER_FACTOR = 0;
-export const DEFAULT_LOAN_RETURN_KEEP_FACTOR = 0.8;
+export const DEFAULT_LOAN_RETURN_KEEP_FACTOR = 1.2;
 export const DEFAULT_LOAN_BATCH_FACTOR = 0.05;
 export const DEFAULT_LOAN_LEASE_MS = 500;
 export const DEFAULT_LOAN_TIMEOUT_MS = 50;
