@@ -48,13 +48,22 @@ export async function runSimulator(repo: string): Promise<string> {
  * scenarios only, so the simulator's modules are loaded from the package's
  * build, by path.
  */
-export async function simulateSameSetup(executionMs: number): Promise<string> {
-  const { scenario, results, formatResults } = await simulateReference(executionMs, 600_000, [
-    "static",
-    "central",
-    "gossip-no-loans",
-    "gossip",
-  ]);
+export interface SameSetup {
+  /** How long each invocation holds its slot. */
+  executionMs: number;
+  /** Offered load (arrival rate × executionMs). */
+  erlangs: number;
+  /** One-way delay of a loan message. */
+  loanDelayMs: number;
+}
+
+export async function simulateSameSetup(setup: SameSetup): Promise<string> {
+  const { scenario, results, formatResults } = await simulateReference(
+    setup.executionMs,
+    600_000,
+    ["static", "central", "gossip-no-loans", "gossip"],
+    { erlangs: setup.erlangs, loanDelayMs: setup.loanDelayMs },
+  );
   return formatResults(scenario, results);
 }
 
@@ -75,6 +84,7 @@ async function simulateReference(
   executionMs: number,
   durationMs: number,
   strategies: string[],
+  carried?: { erlangs: number; loanDelayMs: number },
 ): Promise<{
   scenario: Scenario;
   results: unknown[];
@@ -94,11 +104,24 @@ async function simulateReference(
   const reference = scenarios["reference-100"];
   if (!reference) throw new Error("the simulator has no reference-100 scenario");
   const base = reference({ durationMs });
-  const scenario: Scenario = {
-    ...base,
-    description: `${String(base["description"])}; here ${executionMs} ms executions, as in the fleet`,
-    tenants: base.tenants.map((tenant) => ({ ...tenant, executionMs })),
-  };
+  const scenario: Scenario = carried
+    ? {
+        ...base,
+        description:
+          `${String(base["description"])}; here as the fleet ran: ${executionMs.toFixed(0)} ms held per ` +
+          `invocation, ${carried.erlangs.toFixed(1)} Erlangs, loan messages ${carried.loanDelayMs.toFixed(1)} ms one way`,
+        loanDelayMs: carried.loanDelayMs,
+        tenants: base.tenants.map((tenant) => ({
+          ...tenant,
+          executionMs,
+          load: [[0, carried.erlangs]],
+        })),
+      }
+    : {
+        ...base,
+        description: `${String(base["description"])}; here ${executionMs} ms executions`,
+        tenants: base.tenants.map((tenant) => ({ ...tenant, executionMs })),
+      };
   const results = strategies.map((strategy) => simulate(scenario, strategy, 1));
   return { scenario, results, formatResults };
 }

@@ -30,6 +30,7 @@ import { connectNatsInfrastructure, startNatsServer, type BusMessage } from "@gu
 import { zipFiles } from "@gust/bundle";
 import { spawnGust, type GustProcess } from "@gust/cli";
 import { bestPartition, erlangB } from "./fleet-bench-erlang.js";
+import { LoanObserver } from "./fleet-bench-loans.js";
 import { peakConcurrency, runningAt, runOpenLoop, type Outcome } from "./fleet-bench-load.js";
 import { runSimulator, simulatedLoansPerRequest, simulateSameSetup } from "./fleet-bench-sim.js";
 import { signedHeaders, type Credential } from "./signing.js";
@@ -191,6 +192,7 @@ async function main(): Promise<void> {
       invoke: 0,
       replies: 0,
     };
+    const loans = new LoanObserver();
     const subscriptions = [
       observer.bus.subscribe("gust.v1.gossip.demand", (m) => {
         traffic.gossip += wireBytes(m);
@@ -199,6 +201,7 @@ async function main(): Promise<void> {
       observer.bus.subscribe("gust.v1.gossip.loan.*", (m) => {
         traffic.loans += wireBytes(m);
         traffic.loanMessages++;
+        loans.observe(m.subject, m.data, performance.now());
       }),
       observer.bus.subscribe("gust.v1.invoke.*", (m) => void (traffic.invoke += wireBytes(m))),
       observer.bus.subscribe("_INBOX.>", (m) => void (traffic.replies += wireBytes(m))),
@@ -234,10 +237,19 @@ async function main(): Promise<void> {
       measuredMs,
       rate,
       await simulatedLoansPerRequest(),
+      loans,
     );
     const loadAfter = loadavg()[0] ?? 0;
     log("running the simulator: this setup, then reference-100");
-    const sameSetup = await simulateSameSetup(SLEEP_MS);
+    // The simulator on the load the fleet carried: each slot held for the
+    // measured time (between the handler's run and the client's round trip),
+    // loans delayed by half their measured round trip.
+    const held = holdingMs(outcomes);
+    const sameSetup = await simulateSameSetup({
+      executionMs: held,
+      erlangs: (outcomes.length / (DURATION_MS / 1000)) * (held / 1000),
+      loanDelayMs: Math.max(1, loans.medianRoundTripMs() / 2),
+    });
     const simulator = await runSimulator(REPO);
     const text = [
       `Machine: ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
@@ -247,7 +259,7 @@ async function main(): Promise<void> {
       "",
       report,
       "",
-      `Simulator, the same setup (${SLEEP_MS} ms executions, 600 s, seed 1):`,
+      "Simulator, the same setup at the load the fleet carried (600 s, seed 1):",
       "",
       "```",
       sameSetup.trim(),
@@ -274,6 +286,14 @@ async function main(): Promise<void> {
   }
 }
 
+/** Mean time a slot was held: midway between the handler's run and the client's round trip. */
+function holdingMs(outcomes: Outcome[]): number {
+  const ok = outcomes.filter((o) => o.status === 200 && o.ran);
+  const run = mean(ok.map((o) => o.ran![1] - o.ran![0]));
+  const trip = mean(ok.map((o) => o.answeredAt - o.sentAt));
+  return (run + trip) / 2;
+}
+
 function analyse(
   outcomes: Outcome[],
   samples: AdminSample[],
@@ -289,6 +309,7 @@ function analyse(
   rate: number,
   /** Loan messages per request at 100 ms executions (the simulator's reference-100). */
   referenceLoansPerRequest: number,
+  loans: LoanObserver,
 ): string {
   const ran = outcomes.filter((o) => o.status === 200 && o.ran).map((o) => o.ran!);
   const throttled = outcomes.filter((o) => o.status === 429);
@@ -355,6 +376,7 @@ function analyse(
     `| mean shares fe1 / fe2 / fe3 (fe1's view) | ${meanShares.join(" / ")} |`,
     `| gossip reports through NATS | ${(traffic.gossip / seconds / 1000).toFixed(1)} KB/s (${(traffic.gossipMessages / seconds).toFixed(0)} reports/s) |`,
     `| loan messages through NATS | ${(traffic.loans / seconds / 1000).toFixed(1)} KB/s (${(traffic.loanMessages / seconds).toFixed(0)} messages/s, ${bytesPerLoan.toFixed(0)} B each, ${(traffic.loanMessages / Math.max(1, outcomes.length)).toFixed(2)} per request) |`,
+    `| loan requests / granted / returns; grant round trip p50 / p99 / max | ${loans.requests} / ${loans.grants} / ${loans.returns}; ${loans.roundTrip()} |`,
     `| invocations through NATS (requests + replies) | ${(invokePerSec / 1000).toFixed(1)} KB/s (${perInvocation.toFixed(0)} B per invocation, ${ranPerSec.toFixed(0)}/s) |`,
     `| reports ÷ invocation bytes, measured | ${pct(traffic.gossip / seconds, invokePerSec)} |`,
     `| reports + loans ÷ invocation bytes, measured | ${pct(gossipPerSec, invokePerSec)} |`,
