@@ -1,186 +1,359 @@
 /**
- * `npm run bench`: warm no-op invocations in dev and fleet mode next to a
- * bare node:http echo, at 1 and 32 concurrent clients, interleaved over
- * several rounds so drift on a shared machine hits every target alike; then
- * cold starts with a pre-initialized sandbox vs a spawned one. Figures are
- * reported as ratios to the echo baseline measured in the same run.
+ * `npm run bench`: invocation latency and throughput of Gust next to a bare
+ * node:http echo (the ceiling) and serverless-offline (the popular local
+ * emulator), then cold starts and scale-up. Progress on stderr; the report
+ * (Markdown) on stdout and in bench/out/, with SVG latency charts, the
+ * latest complete run's (every target and handler) also copied to
+ * bench/charts/, which RESULTS.md links to.
  *
- * Options (environment): BENCH_ROUNDS (3), BENCH_DURATION_MS (3000),
- * BENCH_COLD_SAMPLES (8).
+ * Throughput cells: a no-op handler and one that sleeps 10 ms (the echo
+ * sleeps 10 ms too, for its ceiling), at each concurrency (closed loop:
+ * that many clients, each sending when its answer arrives), against
+ *   - node:http echo (bench/src/echo-server.ts),
+ *   - `gust dev`,
+ *   - a Gust fleet through its load balancer (nats-server, coordinator,
+ *     workers, frontends behind HAProxy, as `gust local-fleet` starts it),
+ *   - serverless-offline 13 (Serverless Framework 3), a fresh instance per
+ *     cell because it slows down the longer it runs.
+ * Cells run interleaved, round by round (target order rotating), so drift on
+ * a shared machine hits every target alike; each figure is the median of the
+ * rounds and is also given as a ratio to the echo measured in the same run.
+ * Then: one longer serverless-offline run (req/s per 5 s window, RSS), cold
+ * starts (first invocation with a pre-initialized vs a spawned sandbox) and
+ * scale-up (time until N invocations of a new function run at once).
+ *
+ * `node bench/dist/invoke-bench.js --from bench/out/invoke-<date>.json`
+ * renders a finished run's report and charts again, without measuring.
+ *
+ * Options (environment), defaults in parentheses; the defaults take about
+ * 10 minutes on 2 cores:
+ *   BENCH_ROUNDS (3)             interleaved rounds
+ *   BENCH_DURATION_MS (3000)     measured time per cell
+ *   BENCH_WARMUP_MS (500)        unmeasured load before each cell
+ *   BENCH_CONCURRENCY (1,8,64)   client counts
+ *   BENCH_TARGETS (echo,dev,fleet,sls)  which targets (echo is the baseline)
+ *   BENCH_HANDLERS (noop,sleep10)
+ *   BENCH_GENERATOR (autocannon) closed-loop generator: autocannon | node
+ *   BENCH_GENERATOR_CHECK (1)    0 skips comparing both generators on the echo
+ *   BENCH_FLEET_FRONTENDS (2), BENCH_FLEET_WORKERS (1)
+ *   BENCH_SLS_WARMUP_MS (2000)   warm-up of each fresh serverless-offline
+ *   BENCH_SLS_RUN_MS (90000), BENCH_SLS_RUN_CLIENTS (8)  the degradation run; 0 skips
+ *   BENCH_COLD_SAMPLES (8)       cold starts per kind; 0 skips
+ *   BENCH_SCALE_TRIALS (3), BENCH_SCALE_N (200), BENCH_SCALE_SLEEP_MS (2000)
+ *                                scale-up trials (0 skips), invocations, handler sleep
  */
-import { mkdir, writeFile } from "node:fs/promises";
-import { cpus, totalmem } from "node:os";
+import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import { zipFiles } from "@gust/bundle";
-import { runLoad, type LoadResult } from "./load.js";
-import { signedHeaders } from "./signing.js";
-import { startDevTarget, startEcho, startFleetTarget, type Target } from "./targets.js";
+import { coldStarts } from "./cold-start.js";
+import { envChoice, envGenerator, envInteger, envList } from "./config.js";
+import {
+  HANDLERS,
+  HANDLER_NAMES,
+  PAYLOAD,
+  createFunction,
+  invokeOnce,
+  type HandlerName,
+} from "./handlers.js";
+import {
+  renderInvokeReport,
+  type InvokeBenchData,
+  type InvokeBenchSettings,
+  type TargetId,
+} from "./invoke-report.js";
+import { runLoad, type Generator, type LoadResult } from "./load.js";
+import { loadLine, machineLine, rssMb } from "./proc.js";
+import { Progress } from "./progress.js";
+import { scaleUpTrial } from "./scale-up.js";
+import { startServerlessOffline } from "./serverless-offline.js";
+import {
+  startDevTarget,
+  startEcho,
+  startFleetTarget,
+  type GustTarget,
+  type Target,
+} from "./targets.js";
 
-const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 3);
-const DURATION_MS = Number(process.env["BENCH_DURATION_MS"] ?? 3000);
-const COLD_SAMPLES = Number(process.env["BENCH_COLD_SAMPLES"] ?? 8);
-const CONCURRENCY = [1, 32];
-const PAYLOAD = new TextEncoder().encode(JSON.stringify({ ping: true }));
-const NOOP = "export const handler = async () => ({ ok: true });\n";
+const TARGET_IDS = ["echo", "dev", "fleet", "sls"] as const;
+const settings: InvokeBenchSettings = {
+  rounds: envInteger("BENCH_ROUNDS", 3, 1),
+  durationMs: envInteger("BENCH_DURATION_MS", 3000, 100),
+  warmupMs: envInteger("BENCH_WARMUP_MS", 500, 0),
+  concurrency: envList("BENCH_CONCURRENCY", [1, 8, 64]),
+  targets: envChoice<TargetId>("BENCH_TARGETS", TARGET_IDS, TARGET_IDS),
+  handlers: envChoice<HandlerName>("BENCH_HANDLERS", HANDLER_NAMES, HANDLER_NAMES),
+  generator: envGenerator(),
+  generatorCheck: envInteger("BENCH_GENERATOR_CHECK", 1) > 0,
+  fleetFrontends: envInteger("BENCH_FLEET_FRONTENDS", 2, 1),
+  fleetWorkers: envInteger("BENCH_FLEET_WORKERS", 1, 1),
+  slsWarmupMs: envInteger("BENCH_SLS_WARMUP_MS", 2000),
+  slsRunMs: envInteger("BENCH_SLS_RUN_MS", 90_000),
+  slsRunClients: envInteger("BENCH_SLS_RUN_CLIENTS", 8, 1),
+  coldSamples: envInteger("BENCH_COLD_SAMPLES", 8),
+  scaleTrials: envInteger("BENCH_SCALE_TRIALS", 3),
+  scaleN: envInteger("BENCH_SCALE_N", 200, 1),
+  scaleSleepMs: envInteger("BENCH_SCALE_SLEEP_MS", 2000),
+};
 
-async function createFunction(target: Target, name: string): Promise<void> {
-  const zip = await zipFiles([{ path: "index.mjs", data: NOOP }]);
-  const body = new TextEncoder().encode(
-    JSON.stringify({
-      FunctionName: name,
-      Runtime: "nodejs20.x",
-      Handler: "index.handler",
-      Role: "arn:aws:iam::000000000000:role/bench",
-      Code: { ZipFile: Buffer.from(zip).toString("base64") },
-    }),
-  );
-  const path = "/2015-03-31/functions";
-  const headers = await signedHeaders(target.url, "POST", path, body, target.credential);
-  const response = await fetch(target.url + path, { method: "POST", headers, body });
-  if (response.status !== 201) {
-    throw new Error(
-      `CreateFunction on ${target.name}: ${response.status} ${await response.text()}`,
-    );
-  }
-}
+/** Load on each Gust function before the rounds, at the widest concurrency, to start its sandboxes. */
+const GUST_WARM_MS = 3000;
+/** One live sandbox per concurrent invocation of each function, plus the pool. */
+const POOL = 2;
+const MAX_SANDBOXES = Math.max(...settings.concurrency) * settings.handlers.length + POOL + 6;
 
-async function invokeOnce(target: Target, name: string): Promise<number> {
-  const path = `/2015-03-31/functions/${name}/invocations`;
-  const headers = await signedHeaders(target.url, "POST", path, PAYLOAD, target.credential);
-  const began = process.hrtime.bigint();
-  const response = await fetch(target.url + path, { method: "POST", headers, body: PAYLOAD });
-  await response.arrayBuffer();
-  const took = Number(process.hrtime.bigint() - began) / 1e6;
-  if (response.status !== 200 || response.headers.get("x-amz-function-error")) {
-    throw new Error(`invoke ${name} on ${target.name}: ${response.status}`);
-  }
-  return took;
-}
+const cellKey = (handler: HandlerName, concurrency: number, target: TargetId) =>
+  `${handler}@${concurrency}/${target}`;
 
-async function load(target: Target, concurrency: number, warmupMs: number): Promise<LoadResult> {
-  const isEcho = target.name.includes("echo");
-  const path = isEcho ? "/" : "/2015-03-31/functions/noop/invocations";
-  const headers = isEcho
-    ? { "content-type": "application/json", "content-length": String(PAYLOAD.length) }
-    : await signedHeaders(target.url, "POST", path, PAYLOAD, target.credential);
+async function measure(
+  target: Target,
+  handler: HandlerName,
+  concurrency: number,
+  warmupMs: number,
+  generator: Generator = settings.generator,
+  durationMs = settings.durationMs,
+): Promise<LoadResult> {
+  const { url, headers } = await target.request(handler);
   return runLoad({
-    url: target.url + path,
+    url,
     headers,
-    body: PAYLOAD,
+    bodyBase64: Buffer.from(PAYLOAD).toString("base64"),
+    mode: "closed",
+    generator,
     concurrency,
-    durationMs: DURATION_MS,
+    rate: 0,
     warmupMs,
+    durationMs,
     expectStatus: 200,
   });
 }
 
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-};
+const summary = (result: LoadResult) =>
+  `p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms, ` +
+  `${Math.round(result.throughput)} req/s, ${result.errors} errors` +
+  (result.errors > 0 ? ` ${JSON.stringify(result.errorsByStatus)}` : "");
 
-function fmt(value: number, digits = 2): string {
-  return Number.isFinite(value) ? value.toFixed(digits) : "–";
-}
+async function measureAll(): Promise<InvokeBenchData> {
+  const ids = settings.targets.includes("echo") ? settings.targets : ["echo", ...settings.targets];
+  const targetIds = TARGET_IDS.filter((id) => ids.includes(id));
+  const cellsPerRound = settings.handlers.length * settings.concurrency.length * targetIds.length;
+  const progress = new Progress(
+    (settings.generatorCheck ? 4 : 0) +
+      1 +
+      settings.rounds * cellsPerRound +
+      (targetIds.includes("sls") && settings.slsRunMs > 0 ? 1 : 0) +
+      (settings.coldSamples > 0 ? 2 : 0) +
+      settings.scaleTrials,
+  );
+  const data: InvokeBenchData = {
+    machine: machineLine(),
+    date: new Date().toISOString(),
+    loadAtStart: loadLine(),
+    loadAtEnd: "",
+    settings,
+    targetNames: {},
+    targetIds,
+    generatorCheck: [],
+    cells: {},
+  };
 
-async function coldStarts(pool: number): Promise<number[]> {
-  const target = await startDevTarget({ pool, maxSandboxes: 64 });
+  const persistent = new Map<TargetId, Target>();
+  const stopAll = async () => {
+    for (const target of persistent.values()) await target.stop().catch(() => undefined);
+    persistent.clear();
+  };
   try {
-    const samples: number[] = [];
-    for (let i = 0; i < COLD_SAMPLES; i++) {
-      await createFunction(target, `cold${i}`);
-      // Let the pool refill, so each first invocation finds a pre-initialized sandbox.
-      await new Promise((resolve) => setTimeout(resolve, 1500));
-      samples.push(await invokeOnce(target, `cold${i}`));
+    const echo = await startEcho();
+    persistent.set("echo", echo);
+    data.targetNames["echo"] = echo.name;
+    if (settings.generatorCheck) {
+      for (const concurrency of [1, Math.max(...settings.concurrency)]) {
+        for (const generator of ["autocannon", "node"] as const) {
+          progress.step(`generator check: ${generator} → echo, ${concurrency} clients`);
+          const result = await measure(echo, "noop", concurrency, settings.warmupMs, generator);
+          data.generatorCheck.push({ generator, concurrency, result });
+          progress.note(`${generator} @${concurrency} on echo: ${summary(result)}`);
+          progress.done();
+        }
+      }
     }
-    return samples;
-  } finally {
-    await target.stop();
-  }
-}
 
-async function main(): Promise<void> {
-  const targets = [
-    await startEcho(),
-    await startDevTarget({ pool: 2, maxSandboxes: 64 }),
-    await startFleetTarget({ pool: 2, maxSandboxes: 64 }),
-  ];
-  const results = new Map<string, LoadResult[]>();
-  try {
-    for (const target of targets.slice(1)) {
-      await createFunction(target, "noop");
-      // Warm up as many sandboxes as the widest run needs.
-      await load(target, Math.max(...CONCURRENCY), 2000);
+    progress.step("starting gust dev and the fleet, creating and warming functions");
+    if (targetIds.includes("dev")) {
+      persistent.set("dev", await startDevTarget({ pool: POOL, maxSandboxes: MAX_SANDBOXES }));
     }
-    for (let round = 1; round <= ROUNDS; round++) {
-      for (const concurrency of CONCURRENCY) {
-        for (const target of targets) {
-          const result = await load(target, concurrency, 500);
-          const key = `${target.name}@${concurrency}`;
-          results.set(key, [...(results.get(key) ?? []), result]);
-          process.stderr.write(
-            `round ${round} ${key}: p50 ${fmt(result.p50Ms)} ms p99 ${fmt(result.p99Ms)} ms ${fmt(result.throughput, 0)} req/s errors ${result.errors}\n`,
-          );
+    if (targetIds.includes("fleet")) {
+      persistent.set(
+        "fleet",
+        await startFleetTarget({
+          pool: POOL,
+          maxSandboxes: MAX_SANDBOXES,
+          frontends: settings.fleetFrontends,
+          workers: settings.fleetWorkers,
+        }),
+      );
+    }
+    for (const id of ["dev", "fleet"] as const) {
+      const target = persistent.get(id) as GustTarget | undefined;
+      if (target === undefined) continue;
+      data.targetNames[id] = target.name;
+      for (const handler of settings.handlers) {
+        await createFunction(target, handler, HANDLERS[handler]);
+        await invokeOnce(target, handler);
+        await measure(
+          target,
+          handler,
+          Math.max(...settings.concurrency),
+          0,
+          "autocannon",
+          GUST_WARM_MS,
+        );
+      }
+    }
+    if (targetIds.includes("sls")) data.targetNames["sls"] = "serverless-offline";
+    progress.done();
+
+    for (let round = 0; round < settings.rounds; round++) {
+      for (const handler of settings.handlers) {
+        for (const concurrency of settings.concurrency) {
+          // Rotate the order, so no target always runs right after another.
+          const order = targetIds.map((_, i) => targetIds[(i + round) % targetIds.length]!);
+          for (const id of order) {
+            const key = cellKey(handler, concurrency, id);
+            progress.step(`round ${round + 1}/${settings.rounds}: ${key}`);
+            try {
+              let result: LoadResult;
+              if (id === "sls") {
+                const sls = await startServerlessOffline();
+                try {
+                  const warmup = Math.max(settings.warmupMs, settings.slsWarmupMs);
+                  result = await measure(sls, handler, concurrency, warmup);
+                } finally {
+                  await sls.stop();
+                }
+              } else {
+                result = await measure(
+                  persistent.get(id)!,
+                  handler,
+                  concurrency,
+                  settings.warmupMs,
+                );
+              }
+              (data.cells[key] ??= []).push(result);
+              progress.note(`${key}: ${summary(result)}`);
+            } catch (error) {
+              progress.note(`${key} failed: ${String(error)}`);
+            }
+            progress.done();
+          }
         }
       }
     }
   } finally {
-    for (const target of targets) await target.stop();
+    await stopAll();
   }
 
-  process.stderr.write("cold starts: pre-initialized pool\n");
-  const preinitialized = await coldStarts(2);
-  process.stderr.write("cold starts: spawned\n");
-  const spawned = await coldStarts(0);
-
-  const lines: string[] = [];
-  lines.push(
-    `Machine: ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
-  );
-  lines.push(
-    `Date: ${new Date().toISOString()}; ${ROUNDS} interleaved rounds of ${DURATION_MS} ms per cell; medians of the rounds.`,
-  );
-  lines.push("");
-  lines.push("| target | clients | p50 ms | p99 ms | req/s | p50 × echo | req/s ÷ echo | errors |");
-  lines.push("|---|---:|---:|---:|---:|---:|---:|---:|");
-  for (const concurrency of CONCURRENCY) {
-    const base = results.get(`node:http echo@${concurrency}`) ?? [];
-    const baseP50 = median(base.map((r) => r.p50Ms));
-    const baseRps = median(base.map((r) => r.throughput));
-    for (const target of targets) {
-      const runs = results.get(`${target.name}@${concurrency}`) ?? [];
-      const p50 = median(runs.map((r) => r.p50Ms));
-      const p99 = median(runs.map((r) => r.p99Ms));
-      const rps = median(runs.map((r) => r.throughput));
-      const errors = runs.reduce((sum, r) => sum + r.errors, 0);
-      lines.push(
-        `| ${target.name} | ${concurrency} | ${fmt(p50)} | ${fmt(p99)} | ${fmt(rps, 0)} | ${fmt(p50 / baseP50, 1)} | ${fmt(rps / baseRps, 3)} | ${errors} |`,
+  if (targetIds.includes("sls") && settings.slsRunMs > 0) {
+    progress.step(`serverless-offline over ${Math.round(settings.slsRunMs / 1000)} s`);
+    const sls = await startServerlessOffline();
+    try {
+      const pid = sls.pid ?? 0;
+      const rssStartMb = await rssMb(pid);
+      const { url, headers } = await sls.request("noop");
+      const windows: NonNullable<InvokeBenchData["slsRun"]>["windows"] = [];
+      const samples: Array<Promise<void>> = [];
+      const result = await runLoad(
+        {
+          url,
+          headers,
+          bodyBase64: Buffer.from(PAYLOAD).toString("base64"),
+          mode: "closed",
+          generator: settings.generator,
+          concurrency: settings.slsRunClients,
+          rate: 0,
+          warmupMs: 0,
+          durationMs: settings.slsRunMs,
+          expectStatus: 200,
+          windowMs: 5000,
+        },
+        (window) => {
+          samples.push(rssMb(pid).then((rss) => void windows.push({ ...window, rssMb: rss })));
+        },
       );
+      await Promise.all(samples);
+      windows.sort((a, b) => a.index - b.index);
+      data.slsRun = { windows, rssStartMb, rssEndMb: await rssMb(pid), result };
+      progress.note(`serverless-offline run: ${summary(result)}`);
+    } finally {
+      await sls.stop();
+    }
+    progress.done();
+  }
+
+  if (settings.coldSamples > 0) {
+    progress.step("cold starts: pre-initialized sandbox");
+    const preinitialized = await coldStarts(2, settings.coldSamples);
+    progress.done();
+    progress.step("cold starts: spawned sandbox");
+    const spawned = await coldStarts(0, settings.coldSamples);
+    progress.done();
+    data.cold = { preinitialized, spawned };
+  }
+
+  if (settings.scaleTrials > 0) {
+    data.scale = [];
+    for (let trial = 1; trial <= settings.scaleTrials; trial++) {
+      progress.step(`scale-up trial ${trial}: ${settings.scaleN} invocations at once`);
+      const result = await scaleUpTrial({
+        invocations: settings.scaleN,
+        sleepMs: settings.scaleSleepMs,
+        pool: POOL,
+      });
+      data.scale.push(result);
+      progress.note(
+        `trial ${trial}: ${settings.scaleN}th start after ${result.startsMs[settings.scaleN - 1] ?? Number.NaN} ms, ` +
+          `${result.errors.length} errors${result.errors[0] ? ` (${result.errors[0]})` : ""}`,
+      );
+      progress.done();
     }
   }
-  lines.push("");
-  lines.push("| first invocation of a new function | samples | median ms | min ms | max ms |");
-  lines.push("|---|---:|---:|---:|---:|");
-  for (const [name, samples] of [
-    ["pre-initialized sandbox (pool)", preinitialized],
-    ["spawned sandbox (no pool)", spawned],
-  ] as const) {
-    lines.push(
-      `| ${name} | ${samples.length} | ${fmt(median(samples))} | ${fmt(Math.min(...samples))} | ${fmt(Math.max(...samples))} |`,
-    );
+  data.loadAtEnd = loadLine();
+  progress.finish();
+  return data;
+}
+
+async function writeReport(data: InvokeBenchData): Promise<void> {
+  const stamp = data.date.replace(/[:.]/g, "-");
+  const outDir = fileURLToPath(new URL("../out/", import.meta.url));
+  const chartsDir = fileURLToPath(new URL("../charts/", import.meta.url));
+  await mkdir(outDir, { recursive: true });
+  await mkdir(chartsDir, { recursive: true });
+  const report = renderInvokeReport(data, (name) => `invoke-${stamp}-${name}`);
+  // bench/charts/ holds what RESULTS.md shows: a run of only some targets or handlers leaves it be.
+  const complete =
+    TARGET_IDS.every((id) => data.targetIds.includes(id)) &&
+    HANDLER_NAMES.every((handler) => data.settings.handlers.includes(handler));
+  for (const [name, svg] of Object.entries(report.charts)) {
+    await writeFile(`${outDir}invoke-${stamp}-${name}`, svg);
+    if (complete) await copyFile(`${outDir}invoke-${stamp}-${name}`, `${chartsDir}invoke-${name}`);
   }
-  lines.push("");
-  lines.push(
-    `Spawned ÷ pre-initialized (medians): ${fmt(median(spawned) / median(preinitialized), 2)}`,
+  await writeFile(`${outDir}invoke-${stamp}.md`, `${report.markdown}\n`);
+  await writeFile(`${outDir}invoke-${stamp}.json`, `${JSON.stringify(data)}\n`);
+  process.stdout.write(`${report.markdown}\n`);
+  process.stderr.write(
+    `report: bench/out/invoke-${stamp}.md; charts: bench/out/invoke-${stamp}-*.svg` +
+      (complete
+        ? ", copied to bench/charts/\n"
+        : " (not copied to bench/charts/: a partial run)\n"),
   );
-  const report = lines.join("\n");
-  process.stdout.write(`${report}\n`);
-  const out = fileURLToPath(new URL("../out/", import.meta.url));
-  await mkdir(out, { recursive: true });
-  await writeFile(
-    `${out}invoke-${new Date().toISOString().replace(/[:.]/g, "-")}.md`,
-    `${report}\n`,
-  );
+}
+
+async function main(): Promise<void> {
+  // `--from bench/out/invoke-….json` renders a finished run's report and charts again.
+  const from = process.argv[2] === "--from" ? process.argv[3] : undefined;
+  const data =
+    from === undefined
+      ? await measureAll()
+      : (JSON.parse(await readFile(from, "utf8")) as InvokeBenchData);
+  await writeReport(data);
 }
 
 main().catch((error: unknown) => {

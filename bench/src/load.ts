@@ -1,24 +1,43 @@
 /**
- * A closed-loop load generator: `concurrency` clients, each sending its next
- * request when the previous answer arrives, over keep-alive connections.
- * Latency is measured per request from write to full response.
+ * Load, from the benchmark's side: each run starts the load generator
+ * (load-runner.ts) as a process of its own, hands it a LoadSpec and reads
+ * back its windows and result. A separate process keeps the generator off
+ * the event loop that starts targets and keeps books, and lets it use a core
+ * the benchmark process would otherwise compete for.
  */
-import { Agent, request } from "node:http";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import type { HistogramPairs } from "./histogram.js";
+import type { Credential } from "./signing.js";
 
-export interface LoadOptions {
+export const GENERATORS = ["autocannon", "node"] as const;
+export type Generator = (typeof GENERATORS)[number];
+
+export interface LoadSpec {
   url: string;
-  method?: string;
   headers: Record<string, string>;
-  body: Uint8Array;
+  bodyBase64: string;
+  /** closed: `concurrency` clients, each waiting for its answer; open: `rate` requests/s regardless. */
+  mode: "closed" | "open";
+  /** For the closed loop; the open loop always uses node:http. */
+  generator: Generator;
   concurrency: number;
-  durationMs: number;
-  /** Requests before measuring, to warm connections and sandboxes. */
+  rate: number;
+  /** Load before measuring, to warm connections and sandboxes; not counted. */
   warmupMs: number;
+  durationMs: number;
   /** Status the target must answer with; anything else counts as an error. */
   expectStatus: number;
+  /** Report a window every this many ms of the measured period; 0 for none. */
+  windowMs?: number;
+  /** Re-sign the request this often (open loop), for runs longer than the signature's validity. */
+  resign?: { credential: Credential; path: string; everyMs: number };
 }
 
-export interface LoadResult {
+export interface LoadWindow {
+  index: number;
+  /** From the start of the measured period. */
+  startMs: number;
   requests: number;
   errors: number;
   p50Ms: number;
@@ -26,67 +45,57 @@ export interface LoadResult {
   throughput: number;
 }
 
-function send(agent: Agent, options: LoadOptions): Promise<number> {
-  const url = new URL(options.url);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        agent,
-        host: url.hostname,
-        port: url.port,
-        path: url.pathname + url.search,
-        method: options.method ?? "POST",
-        headers: options.headers,
-      },
-      (res) => {
-        res.on("data", () => undefined);
-        res.on("end", () => resolve(res.statusCode ?? 0));
-        res.on("error", reject);
-      },
-    );
-    req.on("error", reject);
-    req.end(options.body);
+export interface LoadResult {
+  requests: number;
+  errors: number;
+  /** Errors by the status answered ("no answer": connection error or timeout). */
+  errorsByStatus: Record<string, number>;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  /** Answered requests per second of the measured period. */
+  throughput: number;
+  histogram: HistogramPairs;
+}
+
+const RUNNER = fileURLToPath(new URL("./load-runner.js", import.meta.url));
+
+type RunnerLine = { type: "window"; window: LoadWindow } | { type: "result"; result: LoadResult };
+
+/** JSON can't carry NaN (an empty run's percentiles); it arrives as null. */
+function revive<T extends object>(value: T): T {
+  for (const [key, field] of Object.entries(value)) {
+    if (field === null) (value as Record<string, unknown>)[key] = Number.NaN;
+  }
+  return value;
+}
+
+export function runLoad(
+  spec: LoadSpec,
+  onWindow?: (window: LoadWindow) => void,
+): Promise<LoadResult> {
+  const child = spawn(process.execPath, [RUNNER, JSON.stringify(spec)], {
+    stdio: ["ignore", "pipe", "pipe"],
   });
-}
-
-function percentile(sorted: number[], fraction: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const index = Math.min(sorted.length - 1, Math.ceil(fraction * sorted.length) - 1);
-  return sorted[Math.max(0, index)] ?? Number.NaN;
-}
-
-export async function runLoad(options: LoadOptions): Promise<LoadResult> {
-  const agent = new Agent({ keepAlive: true, maxSockets: options.concurrency });
-  const latencies: number[] = [];
-  let errors = 0;
-  let measuring = false;
-  const start = Date.now();
-  const measureFrom = start + options.warmupMs;
-  const end = measureFrom + options.durationMs;
-  const client = async () => {
-    while (Date.now() < end) {
-      if (!measuring && Date.now() >= measureFrom) measuring = true;
-      const began = process.hrtime.bigint();
-      let ok = false;
-      try {
-        ok = (await send(agent, options)) === options.expectStatus;
-      } catch {
-        ok = false;
-      }
-      const took = Number(process.hrtime.bigint() - began) / 1e6;
-      if (Date.now() < measureFrom) continue;
-      if (ok) latencies.push(took);
-      else errors++;
+  let result: LoadResult | undefined;
+  let pending = "";
+  let errors = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    pending += chunk.toString("utf8");
+    let newline: number;
+    while ((newline = pending.indexOf("\n")) >= 0) {
+      const line = JSON.parse(pending.slice(0, newline)) as RunnerLine;
+      pending = pending.slice(newline + 1);
+      if (line.type === "window") onWindow?.(revive(line.window));
+      else result = revive(line.result);
     }
-  };
-  await Promise.all(Array.from({ length: options.concurrency }, client));
-  agent.destroy();
-  latencies.sort((a, b) => a - b);
-  return {
-    requests: latencies.length,
-    errors,
-    p50Ms: percentile(latencies, 0.5),
-    p99Ms: percentile(latencies, 0.99),
-    throughput: latencies.length / (options.durationMs / 1000),
-  };
+  });
+  child.stderr.on("data", (chunk: Buffer) => (errors += chunk.toString("utf8")));
+  return new Promise((resolve, reject) => {
+    child.once("error", reject);
+    child.once("exit", (code) => {
+      if (code === 0 && result) resolve(result);
+      else reject(new Error(`load runner exited (${code}): ${errors.trim()}`));
+    });
+  });
 }

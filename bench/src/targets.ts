@@ -1,8 +1,9 @@
 /**
  * The systems under test, each started as its own processes so the load
- * generator (this process) never shares an event loop with them: the bare
- * node:http echo, `gust dev`, and a fleet (nats-server, coordinator, one
- * worker, one frontend).
+ * generator never shares an event loop with them: the bare node:http echo,
+ * `gust dev`, and a fleet behind its load balancer (`gust local-fleet`'s
+ * startLocalFleet: nats-server, coordinator, workers, frontends, HAProxy).
+ * serverless-offline is in serverless-offline.ts.
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -10,44 +11,58 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { startNatsServer } from "@gust/bus";
-import { spawnGust, type GustProcess } from "@gust/cli";
-import type { Credential } from "./signing.js";
+import { spawnGust, startLocalFleet } from "@gust/cli";
+import {
+  ECHO_PATHS,
+  PAYLOAD,
+  invokePath,
+  type GustEndpoint,
+  type HandlerName,
+} from "./handlers.js";
+import { signedHeaders, type Credential } from "./signing.js";
+
+export interface LoadRequest {
+  url: string;
+  headers: Record<string, string>;
+}
 
 export interface Target {
   name: string;
-  url: string;
-  credential: Credential;
+  /** The process whose memory the benchmark reports, when there is one. */
+  pid?: number;
+  /** URL and headers (signed where the target checks signatures) to invoke `handler`. */
+  request(handler: HandlerName): Promise<LoadRequest>;
   stop(): Promise<void>;
 }
+
+export interface GustTarget extends Target, GustEndpoint {}
+
+const JSON_HEADERS = {
+  "content-type": "application/json",
+  "content-length": String(PAYLOAD.length),
+};
 
 export async function startEcho(): Promise<Target> {
   const child = spawn(
     process.execPath,
     [fileURLToPath(new URL("./echo-server.js", import.meta.url))],
-    {
-      stdio: ["ignore", "pipe", "inherit"],
-    },
+    { stdio: ["ignore", "pipe", "inherit"] },
   );
   const port = await new Promise<string>((resolve, reject) => {
     child.stdout.once("data", (chunk: Buffer) => resolve(chunk.toString("utf8").trim()));
     child.once("exit", (code) => reject(new Error(`echo server exited (${code})`)));
   });
+  const url = `http://127.0.0.1:${port}`;
   return {
     name: "node:http echo",
-    url: `http://127.0.0.1:${port}`,
-    credential: { accessKeyId: "unused", secretAccessKey: "unused" },
+    ...(child.pid === undefined ? {} : { pid: child.pid }),
+    request: (handler) =>
+      Promise.resolve({ url: url + ECHO_PATHS[handler], headers: JSON_HEADERS }),
     stop: async () => {
+      if (child.exitCode !== null) return;
       child.kill("SIGTERM");
       await new Promise((resolve) => child.once("exit", resolve));
     },
-  };
-}
-
-function benchCredential(): Credential {
-  return {
-    accessKeyId: `GKBENCH${randomBytes(8).toString("hex").toUpperCase()}`,
-    secretAccessKey: randomBytes(24).toString("base64url"),
   };
 }
 
@@ -57,14 +72,39 @@ export interface GustTargetOptions {
   maxSandboxes: number;
 }
 
-export async function startDevTarget(options: GustTargetOptions): Promise<Target> {
+function benchCredential(): Credential {
+  return {
+    accessKeyId: `GKBENCH${randomBytes(8).toString("hex").toUpperCase()}`,
+    secretAccessKey: randomBytes(24).toString("base64url"),
+  };
+}
+
+/** A tenants file with one tenant allowed far more concurrency than any benchmark asks for. */
+export async function writeTenantsFile(
+  dir: string,
+  credential: Credential,
+  maxConcurrency = 1000,
+): Promise<string> {
+  const file = join(dir, "tenants.json");
+  await writeFile(
+    file,
+    JSON.stringify({ tenants: [{ id: "bench", maxConcurrency, credentials: [credential] }] }),
+  );
+  return file;
+}
+
+function gustRequest(endpoint: GustEndpoint) {
+  return async (handler: HandlerName): Promise<LoadRequest> => {
+    const path = invokePath(handler);
+    const headers = await signedHeaders(endpoint.url, "POST", path, PAYLOAD, endpoint.credential);
+    return { url: endpoint.url + path, headers };
+  };
+}
+
+export async function startDevTarget(options: GustTargetOptions): Promise<GustTarget> {
   const dir = await mkdtemp(join(tmpdir(), "gust-bench-dev-"));
   const credential = benchCredential();
-  const tenantsFile = join(dir, "tenants.json");
-  await writeFile(
-    tenantsFile,
-    JSON.stringify({ tenants: [{ id: "bench", maxConcurrency: 1000, credentials: [credential] }] }),
-  );
+  const tenantsFile = await writeTenantsFile(dir, credential);
   const dev = spawnGust(
     [
       "dev",
@@ -79,81 +119,69 @@ export async function startDevTarget(options: GustTargetOptions): Promise<Target
     ],
     { GUST_LOG_LEVEL: "warn" },
   );
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setInterval(() => {
-      const match = /Gust dev endpoint: (\S+)/.exec(dev.output());
-      if (match?.[1]) {
-        clearInterval(timer);
-        resolve(match[1]);
-      }
-    }, 20);
-    dev.child.once("exit", (code) => {
-      clearInterval(timer);
-      reject(new Error(`gust dev exited (${code}):\n${dev.output()}`));
-    });
-  });
-  return {
-    name: "gust dev",
-    url,
-    credential,
-    stop: async () => {
-      await dev.stop();
-      await rm(dir, { recursive: true, force: true });
-    },
+  const stop = async () => {
+    await dev.stop();
+    await rm(dir, { recursive: true, force: true });
   };
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setInterval(() => {
+        const match = /Gust dev endpoint: (\S+)/.exec(dev.output());
+        if (match?.[1]) {
+          clearInterval(timer);
+          resolve(match[1]);
+        }
+      }, 20);
+      dev.child.once("exit", (code) => {
+        clearInterval(timer);
+        reject(new Error(`gust dev exited (${code}):\n${dev.output()}`));
+      });
+    });
+    const endpoint = { name: "gust dev", url, credential };
+    return {
+      ...endpoint,
+      ...(dev.child.pid === undefined ? {} : { pid: dev.child.pid }),
+      request: gustRequest(endpoint),
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
 }
 
-export async function startFleetTarget(options: GustTargetOptions): Promise<Target> {
+export interface FleetTargetOptions extends GustTargetOptions {
+  frontends: number;
+  workers: number;
+}
+
+export async function startFleetTarget(options: FleetTargetOptions): Promise<GustTarget> {
   const dir = await mkdtemp(join(tmpdir(), "gust-bench-fleet-"));
   const credential = benchCredential();
-  const tenantsFile = join(dir, "tenants.json");
-  await writeFile(
-    tenantsFile,
-    JSON.stringify({ tenants: [{ id: "bench", maxConcurrency: 1000, credentials: [credential] }] }),
-  );
-  const nats = await startNatsServer({ jetstream: true });
-  const processes: GustProcess[] = [];
-  const env = { GUST_LOG_LEVEL: "info" };
   try {
-    const coordinator = spawnGust(
-      ["coordinator", "--nats", nats.url, "--tenants", tenantsFile],
-      env,
-    );
-    processes.push(coordinator);
-    await coordinator.waitForLog("coordinator started");
-    const worker = spawnGust(
-      [
-        "worker",
-        "--nats",
-        nats.url,
-        "--pool",
-        String(options.pool),
-        "--max-sandboxes",
-        String(options.maxSandboxes),
-      ],
-      env,
-    );
-    processes.push(worker);
-    await worker.waitForLog("worker started");
-    const frontend = spawnGust(
-      ["frontend", "--nats", nats.url, "--host", "127.0.0.1", "--port", "0"],
-      env,
-    );
-    processes.push(frontend);
-    const listening = await frontend.waitForLog("frontend listening");
-    return {
-      name: "gust fleet",
-      url: listening["url"] as string,
+    const fleet = await startLocalFleet({
+      port: 0,
+      frontends: options.frontends,
+      workers: options.workers,
+      pool: options.pool,
+      maxSandboxes: options.maxSandboxes,
+      tenantsFile: await writeTenantsFile(dir, credential),
+    });
+    const endpoint = {
+      name: `gust fleet (HAProxy, ${options.frontends} frontends)`,
+      url: fleet.url,
       credential,
+    };
+    return {
+      ...endpoint,
+      request: gustRequest(endpoint),
       stop: async () => {
-        for (const process of processes.reverse()) await process.stop();
-        await nats.stop();
+        await fleet.stop();
         await rm(dir, { recursive: true, force: true });
       },
     };
   } catch (error) {
-    for (const process of processes) await process.stop();
-    await nats.stop();
+    await rm(dir, { recursive: true, force: true });
     throw error;
   }
 }
