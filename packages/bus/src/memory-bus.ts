@@ -8,6 +8,10 @@
  * NATS either. Payloads are copied at publish time, as a socket write would.
  * Queue groups are keyed by queue name and pick a member at random, as the
  * NATS server does.
+ *
+ * Routing looks literal subjects up in a map and walks only the wildcard
+ * subscriptions, so a message costs the same however many request inboxes
+ * are open (one per request in flight).
  */
 import { BusTimeoutError, ConfigError, NoRespondersError } from "@gust/protocol";
 import { createLogger } from "@gust/telemetry";
@@ -51,6 +55,8 @@ export function resolveMemoryBusOptions(options: MemoryBusOptions = {}): Resolve
 }
 
 interface MemorySubscription {
+  /** Order of subscribing: a message reaches its subscriptions in this order. */
+  readonly seq: number;
   readonly subject: string;
   readonly tokens: readonly string[];
   readonly handler: MessageHandler;
@@ -59,10 +65,22 @@ interface MemorySubscription {
 }
 
 const INBOX_PREFIX = "_INBOX";
+/** Literal subjects whose validity is remembered (they repeat: one per worker, per tenant…). */
+const MAX_KNOWN_SUBJECTS = 1024;
+
+function isLiteral(tokens: readonly string[]): boolean {
+  return !tokens.includes("*") && !tokens.includes(">");
+}
 
 export class MemoryBus implements Bus {
   readonly #options: ResolvedMemoryBusOptions;
   readonly #subscriptions = new Set<MemorySubscription>();
+  /** Subscriptions to literal subjects, by subject. */
+  readonly #literal = new Map<string, Set<MemorySubscription>>();
+  readonly #wildcard = new Set<MemorySubscription>();
+  /** Literal subjects already checked by assertPublishSubject, with their tokens. */
+  readonly #knownSubjects = new Map<string, readonly string[]>();
+  #subscriptionSeq = 0;
   readonly #pendingRequests = new Set<(error: Error) => void>();
   readonly #statusListeners = new Set<(status: BusStatus) => void>();
   readonly #inboxId = Math.random().toString(36).slice(2);
@@ -89,18 +107,38 @@ export class MemoryBus implements Bus {
         `invalid queue group name ${JSON.stringify(options.queue)}`,
       );
     }
+    return this.#add(subject, tokens, handler, options.queue);
+  }
+
+  #add(
+    subject: string,
+    tokens: readonly string[],
+    handler: MessageHandler,
+    queue: string | undefined,
+  ): Subscription {
     const subscription: MemorySubscription = {
+      seq: ++this.#subscriptionSeq,
       subject,
       tokens,
       handler,
-      queue: options.queue,
+      queue,
       closed: false,
     };
     this.#subscriptions.add(subscription);
+    if (isLiteral(tokens)) {
+      const same = this.#literal.get(subject);
+      if (same === undefined) this.#literal.set(subject, new Set([subscription]));
+      else same.add(subscription);
+    } else {
+      this.#wildcard.add(subscription);
+    }
     return {
       unsubscribe: () => {
         subscription.closed = true;
         this.#subscriptions.delete(subscription);
+        const same = this.#literal.get(subject);
+        if (same?.delete(subscription) === true && same.size === 0) this.#literal.delete(subject);
+        this.#wildcard.delete(subscription);
       },
     };
   }
@@ -135,7 +173,14 @@ export class MemoryBus implements Bus {
       );
       this.#pendingRequests.add(fail);
       try {
-        subscription = this.subscribe(inbox, (message) => finish({ message }));
+        this.#assertOpen();
+        // The inbox is well-formed by construction: no need to parse it as a pattern.
+        subscription = this.#add(
+          inbox,
+          inbox.split("."),
+          (message) => finish({ message }),
+          undefined,
+        );
         if (this.#send(subject, data, options.headers, inbox) === 0) {
           // NATS answers at once with a 503 status when nobody listens.
           setImmediate(() => fail(new NoRespondersError(`no responders on ${subject}`)));
@@ -166,6 +211,8 @@ export class MemoryBus implements Bus {
     this.#closed = true;
     for (const subscription of this.#subscriptions) subscription.closed = true;
     this.#subscriptions.clear();
+    this.#literal.clear();
+    this.#wildcard.clear();
     for (const fail of [...this.#pendingRequests]) fail(new BusClosedError());
     this.#statusListeners.clear();
     return Promise.resolve();
@@ -179,7 +226,7 @@ export class MemoryBus implements Bus {
     replyTo: string | undefined,
   ): number {
     this.#assertOpen();
-    assertPublishSubject(subject);
+    const tokens = this.#publishTokens(subject);
     if (!(data instanceof Uint8Array)) {
       throw new InvalidBusArgumentError("message data must be a Uint8Array");
     }
@@ -188,20 +235,29 @@ export class MemoryBus implements Bus {
     }
     const message = this.#message(subject, data.slice(), normalizeHeaders(headers), replyTo);
 
-    const tokens = subject.split(".");
+    const matched: MemorySubscription[] = [];
+    const literal = this.#literal.get(subject);
+    if (literal !== undefined) for (const subscription of literal) matched.push(subscription);
+    if (this.#wildcard.size > 0) {
+      const before = matched.length;
+      for (const subscription of this.#wildcard) {
+        if (matchTokens(subscription.tokens, tokens)) matched.push(subscription);
+      }
+      if (before > 0 && matched.length > before) matched.sort((a, b) => a.seq - b.seq);
+    }
     const targets: MemorySubscription[] = [];
-    const groups = new Map<string, MemorySubscription[]>();
-    for (const subscription of this.#subscriptions) {
-      if (!matchTokens(subscription.tokens, tokens)) continue;
+    let groups: Map<string, MemorySubscription[]> | undefined;
+    for (const subscription of matched) {
       if (subscription.queue === undefined) {
         targets.push(subscription);
       } else {
+        groups ??= new Map();
         const members = groups.get(subscription.queue) ?? [];
         members.push(subscription);
         groups.set(subscription.queue, members);
       }
     }
-    for (const members of groups.values()) {
+    for (const members of groups?.values() ?? []) {
       const chosen = members[Math.floor(Math.random() * members.length)];
       if (chosen) targets.push(chosen);
     }
@@ -209,6 +265,20 @@ export class MemoryBus implements Bus {
       setImmediate(() => this.#deliver(target, message));
     }
     return targets.length;
+  }
+
+  /** The subject's tokens, once assertPublishSubject has accepted it. */
+  #publishTokens(subject: string): readonly string[] {
+    const known = this.#knownSubjects.get(subject);
+    if (known !== undefined) return known;
+    assertPublishSubject(subject);
+    const tokens = subject.split(".");
+    // Inboxes are new with every request: remembering them would only evict the rest.
+    if (!subject.startsWith(`${INBOX_PREFIX}.`)) {
+      if (this.#knownSubjects.size >= MAX_KNOWN_SUBJECTS) this.#knownSubjects.clear();
+      this.#knownSubjects.set(subject, tokens);
+    }
+    return tokens;
   }
 
   #message(

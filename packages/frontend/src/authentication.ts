@@ -8,10 +8,11 @@
  * checked once the body is in.
  */
 import { randomUUID } from "node:crypto";
+import type { IncomingMessage } from "node:http";
 import { FunctionLimits, LambdaErrors, LambdaHeaders, type LambdaApiError } from "@gust/protocol";
 import type { MiddlewareHandler } from "hono";
 import { ApiErrors } from "./api-errors.js";
-import { readBody } from "./body.js";
+import { readBody, readIncomingBody } from "./body.js";
 import type { FrontendEnv, Services } from "./http-context.js";
 import { identify, verify } from "./sigv4.js";
 
@@ -55,6 +56,21 @@ function bodyLimit(
   };
 }
 
+/**
+ * The node:http request behind a request @hono/node-server serves (its
+ * bindings), while nothing has read its body; undefined in process
+ * (`app.request()`) or once read.
+ */
+function servedBy(env: unknown): IncomingMessage | undefined {
+  if (typeof env !== "object" || env === null || !("incoming" in env)) return undefined;
+  const { incoming } = env;
+  if (typeof incoming !== "object" || incoming === null || !("headers" in incoming)) {
+    return undefined;
+  }
+  const message = incoming as IncomingMessage;
+  return typeof message.on === "function" && !message.readableDidRead ? message : undefined;
+}
+
 export function authentication(services: Services): MiddlewareHandler<FrontendEnv> {
   return async (c, next) => {
     const requestId = randomUUID();
@@ -69,7 +85,11 @@ export function authentication(services: Services): MiddlewareHandler<FrontendEn
       now: services.now,
     });
     const { limit, tooLarge } = bodyLimit(c.req.raw, url.pathname);
-    const body = await readBody(c.req.raw, limit, tooLarge);
+    const incoming = servedBy(c.env);
+    const body =
+      incoming === undefined
+        ? await readBody(c.req.raw, limit, tooLarge)
+        : await readIncomingBody(incoming, limit, tooLarge);
     await verify(identified, c.req.raw, url, body);
     c.set("identified", identified);
     c.set("tenant", identified.tenant);

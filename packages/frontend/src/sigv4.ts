@@ -11,12 +11,13 @@
  *
  * Reference: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html
  */
-import { createHash, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
 import { Sha256 } from "@aws-crypto/sha256-js";
 import { HttpRequest } from "@smithy/protocol-http";
 import { SignatureV4 } from "@smithy/signature-v4";
 import type { Tenant } from "@gust/registry";
 import { ApiErrors } from "./api-errors.js";
+import { expectedHeaderSignature, sha256Hex } from "./sigv4-header.js";
 
 export const SIGV4_ALGORITHM = "AWS4-HMAC-SHA256";
 export const SIGNING_SERVICE = "lambda";
@@ -121,8 +122,16 @@ function parseAmzDate(value: string | null): Date {
     number,
   ];
   const date = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
-  // Date.UTC rolls 20261345T… over into a later date; a real stamp survives the round trip.
-  if (basicFormat(date.getTime()) !== value) {
+  // Date.UTC rolls 20261345T… over into a later date (and reads years below 100 as 19xx);
+  // a real stamp survives the round trip.
+  if (
+    date.getUTCFullYear() !== year ||
+    date.getUTCMonth() !== month - 1 ||
+    date.getUTCDate() !== day ||
+    date.getUTCHours() !== hour ||
+    date.getUTCMinutes() !== minute ||
+    date.getUTCSeconds() !== second
+  ) {
     throw ApiErrors.incompleteSignature(`Invalid X-Amz-Date ${value}`);
   }
   return date;
@@ -257,24 +266,53 @@ export async function verify(
   url: URL,
   body: Uint8Array,
 ): Promise<void> {
-  const headers = Object.create(null) as Record<string, string>;
+  const headers = new Map<string, string>();
   for (const name of identified.signedHeaders) {
     const value = request.headers.get(name);
     if (value === null) throw ApiErrors.invalidSignature(`Signed header ${name} is missing`);
-    headers[name] = value;
+    headers.set(name, value);
   }
-  // The signer trusts x-amz-content-sha256 as the body's hash; hold it to the real body.
-  const declaredHash = request.headers.get("x-amz-content-sha256");
-  if (declaredHash !== null && identified.form === "header") {
-    const actual = createHash("sha256").update(body).digest("hex");
-    if (declaredHash !== actual) {
+  let expected: string | undefined;
+  if (identified.form === "header") {
+    const bodySha256 = sha256Hex(body);
+    // The signer trusts x-amz-content-sha256 as the body's hash; hold it to the real body.
+    const declaredHash = request.headers.get("x-amz-content-sha256");
+    if (declaredHash !== null && declaredHash !== bodySha256) {
       const why =
         declaredHash === UNSIGNED_PAYLOAD
           ? "Gust requires a signed payload"
           : "it does not match the body";
       throw ApiErrors.invalidSignature(`x-amz-content-sha256 is refused: ${why}`);
     }
+    expected = expectedHeaderSignature({
+      method: request.method,
+      path: url.pathname,
+      query: url.searchParams,
+      headers,
+      signedHeaders: identified.signedHeaders,
+      amzDate: identified.amzDate,
+      region: identified.region,
+      service: SIGNING_SERVICE,
+      secretAccessKey: identified.secretAccessKey,
+      bodySha256,
+    });
+  } else {
+    expected = await presignedSignature(identified, request, url, headers);
   }
+  if (expected === undefined || !sameSignature(expected, identified.signature)) {
+    throw ApiErrors.invalidSignature(SIGNATURE_MISMATCH);
+  }
+}
+
+/** A presigned URL's signature, by presigning the same request again with the SDK's signer. */
+async function presignedSignature(
+  identified: IdentifiedRequest,
+  request: Request,
+  url: URL,
+  signed: ReadonlyMap<string, string>,
+): Promise<string | undefined> {
+  const headers = Object.create(null) as Record<string, string>;
+  for (const [name, value] of signed) headers[name] = value;
   const signer = new SignatureV4({
     credentials: {
       accessKeyId: identified.accessKeyId,
@@ -288,52 +326,25 @@ export async function verify(
     applyChecksum: false,
   });
   const signedHeaderSet = new Set(identified.signedHeaders);
-  let expected: string | undefined;
-  if (identified.form === "header") {
-    const toSign = new HttpRequest({
-      method: request.method,
-      protocol: url.protocol,
-      hostname: url.hostname,
-      path: url.pathname,
-      query: queryRecord(url, new Set()),
-      headers,
-      body: body.byteLength === 0 ? undefined : body,
-    });
-    const signed = await signer.sign(toSign, {
-      signingDate: identified.signingDate,
-      signableHeaders: signedHeaderSet,
-    });
-    const authorization = signed.headers["authorization"] ?? "";
-    const list = /SignedHeaders=([^,]+)/.exec(authorization)?.[1];
-    // A header list that differs (order, case, duplicates) was not signed the SigV4 way.
-    if (list === identified.signedHeaders.join(";")) {
-      expected = /Signature=([0-9a-f]+)/.exec(authorization)?.[1];
-    }
-  } else {
-    const toSign = new HttpRequest({
-      method: request.method,
-      protocol: url.protocol,
-      hostname: url.hostname,
-      path: url.pathname,
-      query: queryRecord(url, new Set(["X-Amz-Signature"])),
-      headers,
-    });
-    const presigned = await signer.presign(toSign, {
-      signingDate: identified.signingDate,
-      expiresIn: identified.expiresInSec ?? 0,
-      signableHeaders: signedHeaderSet,
-      unhoistableHeaders: signedHeaderSet,
-    });
-    const query = presigned.query ?? {};
-    const list = query["X-Amz-SignedHeaders"];
-    if (list === identified.signedHeaders.join(";")) {
-      const signature = query["X-Amz-Signature"];
-      expected = typeof signature === "string" ? signature : undefined;
-    }
-  }
-  if (expected === undefined || !sameSignature(expected, identified.signature)) {
-    throw ApiErrors.invalidSignature(SIGNATURE_MISMATCH);
-  }
+  const toSign = new HttpRequest({
+    method: request.method,
+    protocol: url.protocol,
+    hostname: url.hostname,
+    path: url.pathname,
+    query: queryRecord(url, new Set(["X-Amz-Signature"])),
+    headers,
+  });
+  const presigned = await signer.presign(toSign, {
+    signingDate: identified.signingDate,
+    expiresIn: identified.expiresInSec ?? 0,
+    signableHeaders: signedHeaderSet,
+    unhoistableHeaders: signedHeaderSet,
+  });
+  const query = presigned.query ?? {};
+  const list = query["X-Amz-SignedHeaders"];
+  if (list !== identified.signedHeaders.join(";")) return undefined;
+  const signature = query["X-Amz-Signature"];
+  return typeof signature === "string" ? signature : undefined;
 }
 
 /**

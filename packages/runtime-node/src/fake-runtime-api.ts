@@ -1,7 +1,9 @@
 /**
  * A minimal Lambda Runtime API for the bootstrap's tests: it hands out
  * queued events on /next, records what the bootstrap posts back, and serves
- * Gust's assignment call. Listens on a random port.
+ * Gust's assignment call and, when asked to, Gust's result-then-next
+ * exchange (else it answers that route 404, as a worker without it would).
+ * Listens on a random port.
  */
 import { randomUUID } from "node:crypto";
 import http from "node:http";
@@ -59,10 +61,10 @@ export class FakeRuntimeApi {
     this.handle(request, response),
   );
 
-  private constructor() {}
+  private constructor(private readonly resultThenNext: boolean) {}
 
-  static async start(): Promise<FakeRuntimeApi> {
-    const api = new FakeRuntimeApi();
+  static async start(options: { resultThenNext?: boolean } = {}): Promise<FakeRuntimeApi> {
+    const api = new FakeRuntimeApi(options.resultThenNext ?? false);
     await new Promise<void>((resolve) => api.server.listen(0, "127.0.0.1", resolve));
     return api;
   }
@@ -162,9 +164,15 @@ export class FakeRuntimeApi {
         response.writeHead(202).end('{"status":"OK"}');
         return;
       }
-      const match = /^\/2018-06-01\/runtime\/invocation\/([^/]+)\/(response|error)$/.exec(path);
+      const match = /^\/2018-06-01\/runtime\/(gust\/)?invocation\/([^/]+)\/(response|error)$/.exec(
+        path,
+      );
+      if (match?.[1] !== undefined && !this.resultThenNext) {
+        response.writeHead(404).end('{"errorType":"UnknownPath"}');
+        return;
+      }
       if (request.method === "POST" && match) {
-        const requestId = decodeURIComponent(match[1]!);
+        const requestId = decodeURIComponent(match[2]!);
         const pending = this.results.get(requestId);
         if (pending === undefined) {
           response.writeHead(400).end('{"errorMessage":"unknown request id"}');
@@ -172,12 +180,18 @@ export class FakeRuntimeApi {
         }
         this.results.delete(requestId);
         pending.resolve({
-          kind: match[2] as "response" | "error",
+          kind: match[3] as "response" | "error",
           requestId,
           body,
           json: parse(),
           headers: request.headers,
         });
+        if (match[1] !== undefined) {
+          // Gust's exchange: the answer is the next event.
+          this.waitingForNext.push(response);
+          this.dispatch();
+          return;
+        }
         response.writeHead(202).end('{"status":"OK"}');
         return;
       }

@@ -182,6 +182,43 @@ describe("init errors", () => {
   });
 });
 
+describe("reporting results", () => {
+  const files = {
+    "index.js": `exports.handler = async (event) => {
+      if (event.fail) throw new Error("asked to fail");
+      return { n: event.n };
+    };`,
+  };
+  const RESULT_THEN_NEXT =
+    /^POST \/2018-06-01\/runtime\/gust\/invocation\/[^/]+\/(response|error)$/;
+
+  it("posts each result and waits for the next event in one exchange where it is offered", async () => {
+    const box = await start({ handler: "index.handler", files, resultThenNext: true });
+    expect((await box.api.invoke({ n: 1 }).result).json).toEqual({ n: 1 });
+    const failed = await box.api.invoke({ fail: true }).result;
+    expect(failed.kind).toBe("error");
+    expect(failed.headers["lambda-runtime-function-error-type"]).toBe("Error");
+    expect((await box.api.invoke({ n: 3 }).result).json).toEqual({ n: 3 });
+    const requests = box.api.requests;
+    // One poll to start with; after that every result brings the next event.
+    expect(requests.filter((r) => r === "GET /2018-06-01/runtime/invocation/next")).toHaveLength(1);
+    expect(requests.filter((r) => RESULT_THEN_NEXT.test(r))).toHaveLength(3);
+  });
+
+  it("falls back to the Runtime API's own routes where the exchange is not offered", async () => {
+    const box = await start({ handler: "index.handler", files });
+    for (const n of [1, 2, 3]) {
+      expect((await box.api.invoke({ n }).result).json).toEqual({ n });
+    }
+    const requests = box.api.requests;
+    // Tried once, answered 404 (nothing posted), then never again.
+    expect(requests.filter((r) => RESULT_THEN_NEXT.test(r))).toHaveLength(1);
+    expect(
+      requests.filter((r) => /^POST \/2018-06-01\/runtime\/invocation\/[^/]+\/response$/.test(r)),
+    ).toHaveLength(3);
+  });
+});
+
 describe("pre-initialized sandboxes", () => {
   it("waits for an assignment, takes its environment and handler, then serves", async () => {
     const box = await start({

@@ -14,6 +14,8 @@ import { FakeRuntimeApi } from "./fake-runtime-api.js";
 export interface SandboxOptions {
   /** Files of the task root, path → content. */
   files: Record<string, string>;
+  /** Offer Gust's result-then-next exchange, as a Gust worker does. @default false */
+  resultThenNext?: boolean;
   /** `_HANDLER`; omitted starts a function-less pool sandbox. */
   handler?: string;
   env?: Record<string, string>;
@@ -52,7 +54,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     await writeFile(join(taskRoot, path), content);
   }
 
-  const api = await FakeRuntimeApi.start();
+  const api = await FakeRuntimeApi.start({ resultThenNext: options.resultThenNext ?? false });
   const env: Record<string, string> = {
     AWS_LAMBDA_RUNTIME_API: api.endpoint,
     LAMBDA_TASK_ROOT: taskRoot,

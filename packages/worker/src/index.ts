@@ -24,6 +24,7 @@ export { defaultNodeRuntimeFiles, nodeRuntimeFilesFor } from "./runtime-files.js
 export { RuntimeUnavailableError } from "./runtime-version.js";
 export { MAX_RUNTIME_BODY_BYTES } from "./runtime-api-server.js";
 export { LOG_TAIL_BYTES } from "./log-buffer.js";
+export { SandboxExitedError } from "./sandbox.js";
 
 export type { Worker, WorkerDeps, WorkerStats } from "./worker.js";
 export type { WorkerOptions, ResolvedWorkerOptions } from "./options.js";

@@ -117,4 +117,10 @@ export class LogBuffer {
     this.#tail.clear();
     return text;
   }
+
+  /** As takeTail, for an invocation whose caller did not ask for its log. */
+  dropTail(): undefined {
+    this.#tail.clear();
+    return undefined;
+  }
 }

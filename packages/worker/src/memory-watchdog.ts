@@ -2,9 +2,13 @@
  * Enforces a sandbox's MemorySize by sampling its resident set size from
  * /proc (VmRSS) and calling back when it goes over. Node's heap flag only caps
  * the V8 heap; buffers, native modules and custom runtimes are caught here.
- * Sampling is every 100 ms while an invocation runs and once a second while
- * the sandbox idles.
+ * Sampling is every 100 ms while an invocation runs, once a second while
+ * the sandbox idles, and once after each invocation (REPORT's Max Memory
+ * Used). A single process is read through /proc/<pid>/statm, kept open: one
+ * pread of a few bytes, cheap enough to do synchronously after every
+ * invocation.
  */
+import { closeSync, openSync, readSync } from "node:fs";
 import { readFile, readdir } from "node:fs/promises";
 
 export const WATCHDOG_ACTIVE_INTERVAL_MS = 100;
@@ -20,6 +24,81 @@ async function rssBytesOf(pid: number): Promise<number | undefined> {
   const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
   // A zombie has no VmRSS line: it holds no memory any more.
   return match ? Number(match[1]) * 1024 : 0;
+}
+
+let pageSizeBytes: number | undefined;
+
+/**
+ * The kernel's page size, which statm counts in: this process's RSS as Node
+ * reports it, over its resident pages, rounded to a power of two.
+ */
+function pageSize(): number {
+  if (pageSizeBytes !== undefined) return pageSizeBytes;
+  let size = 4096;
+  try {
+    const pages = residentPages(readFileSyncText("/proc/self/statm"));
+    const rss = process.memoryUsage.rss();
+    if (pages !== undefined && pages > 0) size = 2 ** Math.round(Math.log2(rss / pages));
+  } catch {
+    // No /proc/self: keep the common 4 KiB.
+  }
+  pageSizeBytes = size >= 1024 ? size : 4096;
+  return pageSizeBytes;
+}
+
+function readFileSyncText(file: string): string {
+  const fd = openSync(file, "r");
+  try {
+    const buffer = Buffer.alloc(256);
+    return buffer.toString("latin1", 0, readSync(fd, buffer, 0, buffer.length, 0));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The second field of statm: resident pages. */
+function residentPages(statm: string): number | undefined {
+  const resident = Number(statm.split(" ", 2)[1]);
+  return Number.isFinite(resident) ? resident : undefined;
+}
+
+/** One process's RSS through its statm file, kept open. */
+class StatmReader {
+  readonly #fd: number;
+  readonly #buffer = Buffer.alloc(128);
+
+  private constructor(fd: number) {
+    this.#fd = fd;
+  }
+
+  static open(pid: number): StatmReader | undefined {
+    try {
+      return new StatmReader(openSync(`/proc/${pid}/statm`, "r"));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** RSS in bytes; undefined once the process is gone. */
+  read(): number | undefined {
+    let length: number;
+    try {
+      length = readSync(this.#fd, this.#buffer, 0, this.#buffer.length, 0);
+    } catch {
+      return undefined;
+    }
+    // A zombie's statm is all zeros: it holds no memory any more.
+    const pages = residentPages(this.#buffer.toString("latin1", 0, length));
+    return pages === undefined ? undefined : pages * pageSize();
+  }
+
+  close(): void {
+    try {
+      closeSync(this.#fd);
+    } catch {
+      // Already closed.
+    }
+  }
 }
 
 async function childrenOf(pid: number): Promise<number[]> {
@@ -77,10 +156,13 @@ export class MemoryWatchdog {
   #sampling = false;
   #stopped = false;
   #peakBytes = 0;
+  /** Absent when descendants count too, or /proc cannot be opened: then files are read anew. */
+  #statm: StatmReader | undefined;
 
   constructor(options: MemoryWatchdogOptions) {
     this.#options = options;
     this.#limitMb = options.limitMb;
+    if (!options.includeDescendants) this.#statm = StatmReader.open(options.pid);
     this.#schedule();
   }
 
@@ -108,7 +190,10 @@ export class MemoryWatchdog {
 
   /** Take one sample now (also updates the peak and may trigger the limit). */
   async sample(): Promise<void> {
-    const bytes = await processRssBytes(this.#options.pid, this.#options.includeDescendants);
+    const bytes =
+      this.#statm !== undefined
+        ? this.#statm.read()
+        : await processRssBytes(this.#options.pid, this.#options.includeDescendants);
     if (bytes === undefined || this.#stopped) return;
     this.#peakBytes = Math.max(this.#peakBytes, bytes);
     const mb = bytes / (1024 * 1024);
@@ -118,6 +203,8 @@ export class MemoryWatchdog {
   stop(): void {
     this.#stopped = true;
     clearTimeout(this.#timer);
+    this.#statm?.close();
+    this.#statm = undefined;
   }
 
   #schedule(): void {

@@ -33,6 +33,7 @@ import { fromInitFailure, fromInterruption, fromRuntime } from "./invocation-ver
 import type { InitFailure, Interruption, Verdict } from "./invocation-verdict.js";
 import { LogBuffer } from "./log-buffer.js";
 import { RuntimeApiServer } from "./runtime-api-server.js";
+import { SandboxExitedError } from "./sandbox.js";
 import type { Sandbox, SandboxExit, SandboxInvocation, SandboxResult } from "./sandbox.js";
 import {
   functionEnvironment,
@@ -105,6 +106,8 @@ export class ProcessSandbox implements Sandbox {
   #interruption: Signal<Interruption> | undefined;
   #currentRequestId: string | undefined;
   #disposing: Promise<void> | undefined;
+  /** The last invocation's log, closing after its caller was answered. */
+  #closing: Promise<void> | undefined;
 
   private constructor(spec: ProcessSandboxSpec) {
     this.id = spec.id;
@@ -178,11 +181,19 @@ export class ProcessSandbox implements Sandbox {
     const api = this.#api;
     if (!target || !api)
       throw new GustError(`sandbox ${this.id} has no function`, "sandbox-unassigned");
+    // The previous invocation's log ends (END, REPORT) before this one's START.
+    await this.#closing;
+    if (this.#initReported && this.#exitSignal.settled) {
+      // It answered its last invocation and died before this one reached it: nothing
+      // of this one ran, so another sandbox may run it.
+      throw new SandboxExitedError(`sandbox ${this.id} exited after its last invocation`);
+    }
     this.#currentRequestId = invocation.requestId;
     try {
       return await this.#invoke(api, target, invocation);
-    } finally {
+    } catch (error) {
       this.#currentRequestId = undefined;
+      throw error;
     }
   }
 
@@ -207,7 +218,7 @@ export class ProcessSandbox implements Sandbox {
     const api = await RuntimeApiServer.start({
       logger: this.#logger,
       listener: {
-        onNext: () => this.#onNext(),
+        onNext: (resultPending) => this.#onNext(resultPending),
         onAssignmentRequest: () => this.#assignmentPolled.resolve(),
         onInitError: (body) => this.#initError.resolve(body),
       },
@@ -274,12 +285,14 @@ export class ProcessSandbox implements Sandbox {
 
   // ---- events ------------------------------------------------------------------
 
-  #onNext(): void {
+  #onNext(resultPending: boolean): void {
     if (this.#target && this.#initDurationMs === undefined) {
       this.#initDurationMs = performance.now() - this.#initStartedAt;
     }
     if (this.#target) this.#ready.resolve();
-    if (!this.#awaitingResult) this.#nextPoll.resolve();
+    // A poll that takes the invocation starting now says nothing about the last one's output;
+    // one sent after (or, by Gust's runtime, with) the result does.
+    if (!this.#awaitingResult || resultPending) this.#nextPoll.resolve();
   }
 
   #onExit(exit: SandboxExit): void {
@@ -344,11 +357,13 @@ export class ProcessSandbox implements Sandbox {
     if (init.kind !== "ready") {
       this.#process?.kill();
       const verdict = fromInitFailure(requestId, init, this.#spec.initTimeoutMs, new Date());
-      return this.#finish(invocation, target, verdict, {
-        durationMs: 0,
-        answered: false,
-        initDurationMs: initDurationMs ?? 0,
-      });
+      const run = { durationMs: 0, answered: false, initDurationMs: initDurationMs ?? 0 };
+      return this.#result(
+        invocation,
+        verdict,
+        run,
+        await this.#closeLog(invocation, target, verdict, run),
+      );
     }
 
     const watchdog = this.#process?.watchdog;
@@ -405,30 +420,65 @@ export class ProcessSandbox implements Sandbox {
       endSpan(handlerSpan, verdict.outcome === Outcomes.success ? undefined : verdict.outcome);
     }
     const answered = settled.from === "runtime" && settled.outcome.kind !== "abandoned";
-    if (answered && !this.#exitSignal.settled) await watchdog?.sample().catch(() => undefined);
-    return this.#finish(invocation, target, verdict, {
+    const run = {
       durationMs,
       answered,
       ...(initDurationMs === undefined ? {} : { initDurationMs }),
-    });
+    };
+    if (answered && !invocation.tailLog) {
+      // Nobody waits for this log: the caller has its answer now, as in Lambda, and the
+      // log closes (memory peak, END, REPORT) while the runtime asks for its next event.
+      this.#closing = this.#closeLog(invocation, target, verdict, run).then(
+        () => undefined,
+        (error: unknown) => this.#logger.warn("could not close an invocation's log", { error }),
+      );
+      return this.#result(invocation, verdict, run, undefined);
+    }
+    return this.#result(
+      invocation,
+      verdict,
+      run,
+      await this.#closeLog(invocation, target, verdict, run),
+    );
   }
 
-  /** Let the runtime's last output arrive, close the invocation's log, build the result. */
-  async #finish(
+  #result(
+    invocation: SandboxInvocation,
+    verdict: Verdict,
+    run: { durationMs: number; answered: boolean },
+    tail: string | undefined,
+  ): SandboxResult {
+    return {
+      outcome: verdict.outcome,
+      payload: verdict.payload,
+      durationMs: run.durationMs,
+      // A runtime that answered and then died (e.g. after an uncaught exception) is not reusable.
+      reusable: run.answered && !this.#exitSignal.settled,
+      ...(invocation.tailLog ? { logTail: tail ?? "" } : {}),
+    };
+  }
+
+  /**
+   * Sample the memory peak, let the runtime's last output arrive, close the
+   * invocation's log (END, REPORT); returns the log's tail.
+   */
+  async #closeLog(
     invocation: SandboxInvocation,
     target: InvokeTarget,
     verdict: Verdict,
     run: { durationMs: number; answered: boolean; initDurationMs?: number },
-  ): Promise<SandboxResult> {
+  ): Promise<string | undefined> {
+    const watchdog = this.#process?.watchdog;
+    if (run.answered && !this.#exitSignal.settled) await watchdog?.sample().catch(() => undefined);
     for (const line of verdict.logLines) this.#log.platform(line);
     // Output written before the runtime posted its result may still sit in the pipe;
     // a healthy runtime asks for its next invocation right after, a dying one closes it.
-    const settle = delay(run.answered ? NEXT_POLL_GRACE_MS : OUTPUT_DRAIN_MS);
-    await Promise.race([
-      run.answered || !this.#process ? this.#nextPoll.promise : this.#process.outputClosed.promise,
-      settle.promise,
-    ]);
-    settle.cancel();
+    const ended = run.answered || !this.#process ? this.#nextPoll : this.#process.outputClosed;
+    if (!ended.settled) {
+      const settle = delay(run.answered ? NEXT_POLL_GRACE_MS : OUTPUT_DRAIN_MS);
+      await Promise.race([ended.promise, settle.promise]);
+      settle.cancel();
+    }
     await new Promise((resolve) => setImmediate(resolve));
     this.#log.platform(endLine(invocation.requestId));
     this.#log.platform(
@@ -441,20 +491,15 @@ export class ProcessSandbox implements Sandbox {
         ...(verdict.status ? { status: verdict.status } : {}),
       }),
     );
-    const tail = this.#log.takeTail();
+    // The tail since the last invocation's: its text only when the caller asked for it.
+    const tail = invocation.tailLog ? this.#log.takeTail() : this.#log.dropTail();
     this.#logger.debug("invocation finished", {
       requestId: invocation.requestId,
       function: target.name,
       outcome: verdict.outcome,
     });
-    return {
-      outcome: verdict.outcome,
-      payload: verdict.payload,
-      durationMs: run.durationMs,
-      // A runtime that answered and then died (e.g. after an uncaught exception) is not reusable.
-      reusable: run.answered && !this.#exitSignal.settled,
-      ...(invocation.tailLog ? { logTail: tail } : {}),
-    };
+    if (this.#currentRequestId === invocation.requestId) this.#currentRequestId = undefined;
+    return tail;
   }
 
   // ---- disposing ------------------------------------------------------------------

@@ -58,6 +58,55 @@ describe("RuntimeApiServer", () => {
     expect(result.kind === "response" && Buffer.from(result.body).toString()).toBe('"done"');
   });
 
+  it("takes a result on Gust's exchange and answers with the next event", async () => {
+    const polls: boolean[] = [];
+    const { api, base } = await start({ onNext: (resultPending) => polls.push(resultPending) });
+    const first = api.deliver(invocation("req-a"));
+    expect(
+      (await fetch(`${base}/invocation/next`)).headers.get("lambda-runtime-aws-request-id"),
+    ).toBe("req-a");
+    const exchange = fetch(`${base}/gust/invocation/req-a/response`, {
+      method: "POST",
+      body: '"first"',
+    });
+    const result = await first;
+    expect(result.kind === "response" && Buffer.from(result.body).toString()).toBe('"first"');
+    // The poll came with the result: the runtime is done with the invocation.
+    expect(polls).toEqual([false, true]);
+    const second = api.deliver(invocation("req-b"));
+    const response = await exchange;
+    expect(response.status).toBe(200);
+    expect(response.headers.get("lambda-runtime-aws-request-id")).toBe("req-b");
+    expect(await response.text()).toBe('{"hello":"world"}');
+
+    // An error, posted the same way.
+    const failed = fetch(`${base}/gust/invocation/req-b/error`, {
+      method: "POST",
+      headers: { "lambda-runtime-function-error-type": "Handled" },
+      body: "not json",
+    });
+    expect(await second).toEqual({
+      kind: "error",
+      body: Buffer.from(JSON.stringify({ errorMessage: "not json", errorType: "Handled" })),
+    });
+    api.deliver(invocation("req-c")).catch(() => undefined);
+    expect((await failed).headers.get("lambda-runtime-aws-request-id")).toBe("req-c");
+  });
+
+  it("refuses a result for another invocation on Gust's exchange, without waiting", async () => {
+    const { api, base } = await start();
+    const outcome = api.deliver(invocation("req-d"));
+    await fetch(`${base}/invocation/next`);
+    const refused = await fetch(`${base}/gust/invocation/someone-else/response`, {
+      method: "POST",
+      body: "{}",
+    });
+    expect(refused.status).toBe(400);
+    expect(((await refused.json()) as { errorType: string }).errorType).toBe("InvalidRequestID");
+    api.abandon();
+    expect(await outcome).toEqual({ kind: "abandoned" });
+  });
+
   it("queues an invocation until the runtime asks for it", async () => {
     const { api, base } = await start();
     const outcome = api.deliver(invocation("req-2"));

@@ -2,8 +2,11 @@
  * The Lambda Runtime API (version 2018-06-01) one sandbox talks to, on its own
  * loopback port: the runtime long-polls `invocation/next`, posts the result to
  * `invocation/{id}/response` or `/error`, and reports a failed start on
- * `init/error`. Gust adds one extension, `gust/assignment`, which a
- * pre-initialized runtime long-polls to learn which function it serves.
+ * `init/error`. Gust adds two extensions: `gust/assignment`, which a
+ * pre-initialized runtime long-polls to learn which function it serves, and
+ * `gust/invocation/{id}/response|error`, which takes a result as the standard
+ * routes do and then answers as `invocation/next` does: Gust's runtime posts
+ * a result and waits for its next event in one exchange.
  *
  * Reference: the Runtime API OpenAPI document (runtime-api.zip in the Lambda
  * developer guide) — 202 on accepted results, 400 for an unknown request id,
@@ -51,8 +54,12 @@ export interface Assignment {
 }
 
 export interface RuntimeApiListener {
-  /** The runtime asks for its next invocation: init is over, or the previous invocation is. */
-  onNext?(): void;
+  /**
+   * The runtime asks for its next invocation: init is over, or the previous
+   * invocation is. `resultPending`: it asks while the result of the one it
+   * was handed is still on its way (a runtime that polls and posts at once).
+   */
+  onNext?(resultPending: boolean): void;
   /** A pre-initialized runtime asks for its function. */
   onAssignmentRequest?(): void;
   /** The runtime could not start its function; the body is Lambda error JSON. */
@@ -216,24 +223,26 @@ export class RuntimeApiServer {
       if (method !== "POST") return this.#methodNotAllowed(response, "POST");
       return this.#initError(request, response);
     }
-    const match = /^invocation\/([^/]+)\/(response|error)$/.exec(route);
+    const match = /^(gust\/)?invocation\/([^/]+)\/(response|error)$/.exec(route);
     if (match) {
       if (method !== "POST") return this.#methodNotAllowed(response, "POST");
       return this.#result(
         request,
         response,
-        decodeSegment(match[1] ?? ""),
-        match[2] as "response" | "error",
+        decodeSegment(match[2] ?? ""),
+        match[3] as "response" | "error",
+        match[1] !== undefined,
       );
     }
     this.#fail(response, 404, "UnknownPath", `unknown path ${pathname}`);
   }
 
-  #next(response: ServerResponse): void {
+  /** `withResult`: the poll came with the result of the invocation in progress. */
+  #next(response: ServerResponse, withResult = false): void {
     this.#initOver = true;
     this.#nextWaiters.add(response);
     response.on("close", () => this.#nextWaiters.delete(response));
-    this.#options.listener.onNext?.();
+    this.#options.listener.onNext?.(withResult || this.#current?.delivered === true);
     this.#deliverIfWaiting();
   }
 
@@ -247,6 +256,7 @@ export class RuntimeApiServer {
       const { invocation } = current;
       const headers: Record<string, string> = {
         "content-type": "application/json",
+        "content-length": String(invocation.payload.byteLength),
         [RuntimeHeaders.requestId]: invocation.requestId,
         [RuntimeHeaders.deadlineMs]: String(invocation.deadlineMs),
         [RuntimeHeaders.functionArn]: invocation.functionArn,
@@ -313,6 +323,8 @@ export class RuntimeApiServer {
     response: ServerResponse,
     requestId: string,
     kind: "response" | "error",
+    /** Gust's exchange: once the result is taken, answer as `invocation/next`. */
+    thenNext: boolean,
   ): Promise<void> {
     if (!REQUEST_ID.test(requestId)) {
       this.#fail(response, 400, "InvalidRequestID", "malformed request id");
@@ -335,7 +347,7 @@ export class RuntimeApiServer {
       });
       return;
     }
-    this.#accepted(response);
+    if (!thenNext) this.#accepted(response);
     current.settle(
       kind === "response"
         ? { kind: "response", body }
@@ -344,6 +356,7 @@ export class RuntimeApiServer {
             body: normalizeErrorBody(body, header(request, RuntimeHeaders.functionErrorType)),
           },
     );
+    if (thenNext) this.#next(response, true);
   }
 
   #accepted(response: ServerResponse): void {

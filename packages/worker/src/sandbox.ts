@@ -4,6 +4,7 @@
  * implementation; the seam leaves room for microVMs, and unit tests of the
  * pool use a fake.
  */
+import { GustError } from "@gust/protocol";
 import type { InvokeTarget, Outcome, RuntimeVersionRef } from "@gust/protocol";
 import type { Span } from "@gust/telemetry";
 
@@ -48,12 +49,27 @@ export interface Sandbox {
   ready(): Promise<void>;
   /** Give a function-less sandbox its function: code into its task root, then the assignment. */
   assign(target: InvokeTarget, zip: Uint8Array): Promise<void>;
-  /** Run one invocation; never rejects for anything the function does. */
+  /**
+   * Run one invocation; never rejects for anything the function does.
+   * Rejects with SandboxExitedError when the sandbox died after its previous
+   * invocation, before this one reached it.
+   */
   invoke(invocation: SandboxInvocation): Promise<SandboxResult>;
   /** Called once when the sandbox dies on its own or is disposed. */
   onExit(listener: (exit: SandboxExit) => void): void;
   /** Kill everything it runs and remove its files. Idempotent. */
   dispose(): Promise<void>;
+}
+
+/**
+ * A sandbox died between invocations, before the one it was handed reached
+ * its runtime: nothing of that invocation ran, and another sandbox may run it.
+ */
+export class SandboxExitedError extends GustError {
+  override name = "SandboxExitedError";
+  constructor(message: string) {
+    super(message, "sandbox-exited", { retryable: true });
+  }
 }
 
 export interface SandboxFactory {

@@ -19,6 +19,7 @@ import {
   payloadOf,
   succeed,
 } from "./test-support.js";
+import { SandboxExitedError } from "./sandbox.js";
 import type { SandboxResult } from "./sandbox.js";
 
 const logger = createLogger("worker-test", { level: "silent" });
@@ -121,6 +122,28 @@ describe("worker on the bus", () => {
       type: "invoke.rejected",
       error: { name: "CodeUnavailableError" },
     });
+  });
+
+  it("runs an invocation on another sandbox when the one handed out died after its last", async () => {
+    const { bus, code, factory, worker } = await setup();
+    const fn = await nodeFunction(code, "");
+    const first = await invoke(bus, worker.id, fn.target);
+    expect(first).toMatchObject({ type: "invoke.result", startKind: "cold" });
+    // The warm sandbox finds, when the next invocation reaches it, that it is gone.
+    factory.behaviour = (invocation, sandbox) => {
+      if (sandbox.id === "fake1") {
+        return Promise.reject(new SandboxExitedError("exited after its last invocation"));
+      }
+      return succeed(invocation, sandbox);
+    };
+    const second = await invoke(bus, worker.id, fn.target, { payload: { n: 2 } });
+    expect(second).toMatchObject({ type: "invoke.result", outcome: "success", startKind: "cold" });
+    expect(payloadOf(second)).toEqual({ n: 2 });
+    expect(factory.sandboxes.map((sandbox) => [sandbox.id, sandbox.disposed])).toEqual([
+      ["fake1", true],
+      ["fake2", false],
+    ]);
+    expect(worker.stats().invocations).toMatchObject({ cold: 2, warm: 0, rejected: 0 });
   });
 
   it("fetches a function's code once and keeps it", async () => {

@@ -53,6 +53,7 @@ import { runtimeVersionOf, withRuntimeVersion } from "./runtime-version.js";
 import type { ResolvedWorkerOptions, WorkerOptions } from "./options.js";
 import { ProcessSandboxFactory } from "./process-sandbox-factory.js";
 import { defaultNodeRuntimeFiles } from "./runtime-files.js";
+import { SandboxExitedError } from "./sandbox.js";
 import type { SandboxFactory } from "./sandbox.js";
 import { runningAsRoot } from "./sandbox-isolation.js";
 import { SandboxPool } from "./sandbox-pool.js";
@@ -90,6 +91,8 @@ export interface Worker {
 
 /** How long close() waits for running invocations to reply after their sandboxes are gone. */
 const CLOSE_PATIENCE_MS = 5000;
+/** Sandboxes tried for one invocation when those handed out died before it reached them. */
+const MAX_SANDBOX_TRIES = 3;
 const REPLY_HEADERS = { [BusHeaders.contentType]: MSGPACK_CONTENT_TYPE };
 
 export async function startWorker(options: WorkerOptions, deps: WorkerDeps): Promise<Worker> {
@@ -274,44 +277,51 @@ class WorkerManager implements Worker {
       return { type: "invoke.rejected", requestId, error: serializeError(error) };
     };
     let lease;
-    const acquireSpan = startChildSpan(SpanNames.sandboxAcquire, span);
-    try {
-      lease = await this.#pool.acquire(target, () => this.#parts.code.get(target.codeSha256));
-    } catch (error) {
-      endSpan(acquireSpan, error);
-      if (!(error instanceof CapacityError)) {
-        this.#logger.warn("no sandbox for an invocation", {
-          requestId,
-          function: target.name,
-          error,
-        });
+    let result;
+    for (let attempt = 1; ; attempt++) {
+      const acquireSpan = startChildSpan(SpanNames.sandboxAcquire, span);
+      try {
+        lease = await this.#pool.acquire(target, () => this.#parts.code.get(target.codeSha256));
+      } catch (error) {
+        endSpan(acquireSpan, error);
+        if (!(error instanceof CapacityError)) {
+          this.#logger.warn("no sandbox for an invocation", {
+            requestId,
+            function: target.name,
+            error,
+          });
+        }
+        return rejected(error);
       }
-      return rejected(error);
+      acquireSpan?.setAttribute(SpanAttributes.sandboxStart, lease.startKind);
+      endSpan(acquireSpan);
+      span?.setAttribute(SpanAttributes.sandboxStart, lease.startKind);
+      span?.setAttribute(SpanAttributes.coldStart, lease.startKind !== "warm");
+      span?.setAttribute(SpanAttributes.sandboxId, lease.sandbox.id);
+      try {
+        result = await lease.sandbox.invoke({
+          requestId,
+          payload: request.payload,
+          tailLog: request.tailLog,
+          parentSpan: span,
+          ...(request.traceId === undefined ? {} : { traceId: request.traceId }),
+          ...(request.clientContext === undefined
+            ? {}
+            : { clientContext: Buffer.from(request.clientContext, "base64").toString("utf8") }),
+        });
+        break;
+      } catch (error) {
+        this.#pool.release(lease, false);
+        // It died after its previous invocation; this one never reached it.
+        if (error instanceof SandboxExitedError && attempt < MAX_SANDBOX_TRIES) continue;
+        this.#counts[lease.startKind]++;
+        countSandboxStart(lease.startKind);
+        this.#logger.error("sandbox failed to run an invocation", { requestId, error });
+        return rejected(error);
+      }
     }
-    acquireSpan?.setAttribute(SpanAttributes.sandboxStart, lease.startKind);
-    endSpan(acquireSpan);
-    span?.setAttribute(SpanAttributes.sandboxStart, lease.startKind);
-    span?.setAttribute(SpanAttributes.coldStart, lease.startKind !== "warm");
-    span?.setAttribute(SpanAttributes.sandboxId, lease.sandbox.id);
     this.#counts[lease.startKind]++;
     countSandboxStart(lease.startKind);
-    let result;
-    try {
-      result = await lease.sandbox.invoke({
-        requestId,
-        payload: request.payload,
-        tailLog: request.tailLog,
-        parentSpan: span,
-        ...(request.traceId === undefined ? {} : { traceId: request.traceId }),
-        ...(request.clientContext === undefined
-          ? {}
-          : { clientContext: Buffer.from(request.clientContext, "base64").toString("utf8") }),
-      });
-    } catch (error) {
-      this.#pool.release(lease, false);
-      this.#logger.error("sandbox failed to run an invocation", { requestId, error });
-      return rejected(error);
-    }
     this.#pool.release(lease, result.reusable);
     span?.setAttribute(SpanAttributes.outcome, result.outcome);
     if (this.#closing) {

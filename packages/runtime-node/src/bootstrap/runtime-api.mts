@@ -3,10 +3,11 @@
  * sandbox, plus Gust's assignment call for pre-initialized sandboxes.
  * https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html
  *
- * node:http rather than fetch: the long polls below may wait for minutes,
- * and fetch's headers timeout would cut them off.
+ * Not fetch: the long polls below may wait for minutes, and fetch's headers
+ * timeout would cut them off. Requests go over one keep-alive connection
+ * (http-connection.mts).
  */
-import http from "node:http";
+import { HttpConnection, type HttpReply } from "./http-connection.mjs";
 import { RUNTIME_NODE_VERSION } from "./version.mjs";
 
 export const RuntimeApiPaths = {
@@ -18,6 +19,12 @@ export const RuntimeApiPaths = {
   initError: "/2018-06-01/runtime/init/error",
   /** Gust's extension: a function-less sandbox waits here for its function. */
   assignment: "/2018-06-01/runtime/gust/assignment",
+  /**
+   * Gust's extension: post a result and wait for the next event in one
+   * exchange; the answer is what `next` answers (or the result's refusal).
+   */
+  resultThenNext: (requestId: string, kind: "response" | "error") =>
+    `/2018-06-01/runtime/gust/invocation/${encodeURIComponent(requestId)}/${kind}`,
 } as const;
 
 /** The Runtime API's headers, lower-cased as node:http delivers them. */
@@ -72,15 +79,7 @@ export class RuntimeApiError extends Error {
   }
 }
 
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-function single(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
+type Reply = HttpReply;
 
 /** Header values must be visible ASCII; an error name is user data. */
 function headerSafe(value: string): string {
@@ -88,85 +87,79 @@ function headerSafe(value: string): string {
 }
 
 export class RuntimeApiClient {
-  private readonly host: string;
-  private readonly port: number;
-  private readonly agent = new http.Agent({ keepAlive: true });
-  private readonly userAgent: string;
+  private readonly connection: HttpConnection;
 
   /** `endpoint` is AWS_LAMBDA_RUNTIME_API: "host:port"; `version` the bootstrap's. */
   constructor(endpoint: string, version = RUNTIME_NODE_VERSION) {
-    this.userAgent = `gust-runtime-node/${version} node/${process.version}`;
+    const userAgent = `gust-runtime-node/${version} node/${process.version}`;
     const url = new URL(`http://${endpoint}`);
-    this.host = url.hostname.replace(/^\[(.*)\]$/, "$1");
-    this.port = url.port === "" ? 80 : Number(url.port);
+    const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
+    const port = url.port === "" ? 80 : Number(url.port);
+    this.connection = new HttpConnection(
+      host,
+      port,
+      `host: ${url.host}\r\nuser-agent: ${userAgent}\r\n`,
+    );
   }
 
   private request(
     method: "GET" | "POST",
     path: string,
     body?: string,
-    headers: http.OutgoingHttpHeaders = {},
+    headers: Record<string, string> = {},
   ): Promise<Reply> {
-    return new Promise((resolve, reject) => {
-      const request = http.request(
-        {
-          host: this.host,
-          port: this.port,
-          method,
-          path,
-          agent: this.agent,
-          headers: {
-            "user-agent": this.userAgent,
-            ...(body === undefined
-              ? {}
-              : { "content-type": "application/json", "content-length": Buffer.byteLength(body) }),
-            ...headers,
-          },
-        },
-        (response) => {
-          const chunks: Buffer[] = [];
-          response.on("data", (chunk: Buffer) => chunks.push(chunk));
-          response.on("error", reject);
-          response.on("end", () =>
-            resolve({
-              status: response.statusCode ?? 0,
-              headers: response.headers,
-              body: Buffer.concat(chunks).toString("utf8"),
-            }),
-          );
-        },
-      );
-      request.on("error", reject);
-      request.end(body);
-    });
+    return this.connection.request(method, path, body, headers);
   }
 
   /** Long-polls for the next event. */
   async nextInvocation(): Promise<Invocation> {
-    const reply = await this.request("GET", RuntimeApiPaths.next);
+    return this.invocationOf(
+      `GET ${RuntimeApiPaths.next}`,
+      await this.request("GET", RuntimeApiPaths.next),
+    );
+  }
+
+  /**
+   * Posts an invocation's result (a response body, or an error) and waits for
+   * the next event in the same exchange. Resolves with the refusal instead
+   * when the worker does not accept the result; with undefined when the
+   * worker does not offer the exchange (then nothing was posted).
+   */
+  async postResultThenNext(
+    requestId: string,
+    result: { body: string } | { error: LambdaErrorBody },
+  ): Promise<{ next: Invocation } | { refused: Reply } | undefined> {
+    const kind = "body" in result ? "response" : "error";
+    const path = RuntimeApiPaths.resultThenNext(requestId, kind);
+    const reply =
+      "body" in result
+        ? await this.request("POST", path, result.body)
+        : await this.request("POST", path, JSON.stringify(result.error), {
+            [Headers.functionErrorType]: headerSafe(result.error.errorType),
+          });
+    if (reply.status === 404) return undefined;
+    if (reply.status !== 200) return { refused: reply };
+    return { next: this.invocationOf(`POST ${path}`, reply) };
+  }
+
+  private invocationOf(what: string, reply: Reply): Invocation {
     if (reply.status !== 200) {
-      throw new RuntimeApiError(
-        `GET ${RuntimeApiPaths.next} answered ${reply.status}: ${reply.body}`,
-        reply.status,
-      );
+      throw new RuntimeApiError(`${what} answered ${reply.status}: ${reply.body}`, reply.status);
     }
-    const requestId = single(reply.headers[Headers.requestId]);
+    const requestId = reply.headers[Headers.requestId];
     if (requestId === undefined || requestId === "") {
-      throw new RuntimeApiError(
-        `GET ${RuntimeApiPaths.next} answered without a request id`,
-        reply.status,
-      );
+      throw new RuntimeApiError(`${what} answered without a request id`, reply.status);
     }
-    const deadline = Number(single(reply.headers[Headers.deadlineMs]));
+    const deadline = Number(reply.headers[Headers.deadlineMs]);
     return {
       requestId,
       deadlineMs: Number.isFinite(deadline) ? deadline : Number.POSITIVE_INFINITY,
-      invokedFunctionArn: single(reply.headers[Headers.functionArn]) ?? "",
-      traceId: single(reply.headers[Headers.traceId]),
-      traceparent: single(reply.headers[Headers.traceparent]),
-      tracestate: single(reply.headers[Headers.tracestate]),
-      clientContext: single(reply.headers[Headers.clientContext]),
-      cognitoIdentity: single(reply.headers[Headers.cognitoIdentity]),
+      invokedFunctionArn: reply.headers[Headers.functionArn] ?? "",
+      traceId: reply.headers[Headers.traceId],
+      traceparent: reply.headers[Headers.traceparent],
+      tracestate: reply.headers[Headers.tracestate],
+      clientContext: reply.headers[Headers.clientContext],
+      cognitoIdentity: reply.headers[Headers.cognitoIdentity],
       body: reply.body,
     };
   }

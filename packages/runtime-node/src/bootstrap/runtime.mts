@@ -132,27 +132,47 @@ function serializeResult(result: unknown): { body: string } | { error: LambdaErr
   }
 }
 
-async function report(api: RuntimeApiClient, requestId: string, outcome: Outcome): Promise<void> {
-  let reply;
+/** Whether the worker offers the result-then-next exchange; false once it answers 404. */
+let resultThenNext = true;
+
+/**
+ * Reports an invocation's outcome and asks for the next event: in one
+ * exchange where the worker offers it, else as the Runtime API's post and
+ * `next`.
+ */
+async function reportThenNext(
+  api: RuntimeApiClient,
+  requestId: string,
+  outcome: Outcome,
+): Promise<Invocation> {
+  let result: { body: string } | { error: LambdaErrorBody };
   if (outcome.kind === "response") {
-    const serialized = serializeResult(outcome.result === undefined ? null : outcome.result);
-    reply =
-      "body" in serialized
-        ? await api.postResponse(requestId, serialized.body)
-        : await api.postError(requestId, serialized.error);
+    result = serializeResult(outcome.result === undefined ? null : outcome.result);
   } else {
-    const body = toLambdaError(outcome.error);
-    writeLog("ERROR", `Invoke Error \t${JSON.stringify(body)}`);
-    reply = await api.postError(requestId, body);
+    result = { error: toLambdaError(outcome.error) };
+    writeLog("ERROR", `Invoke Error \t${JSON.stringify(result.error)}`);
+  }
+  let refused: { status: number; body: string } | undefined;
+  const combined = resultThenNext ? await api.postResultThenNext(requestId, result) : undefined;
+  if (combined !== undefined && "next" in combined) return combined.next;
+  if (combined !== undefined) refused = combined.refused;
+  else {
+    resultThenNext = false;
+    const reply =
+      "body" in result
+        ? await api.postResponse(requestId, result.body)
+        : await api.postError(requestId, result.error);
+    if (reply.status >= 300) refused = reply;
   }
   // The worker refuses e.g. an oversized response and fails the invocation
   // itself; the sandbox stays usable for the next one.
-  if (reply.status >= 300) {
+  if (refused !== undefined) {
     writeLog(
       "ERROR",
-      `the Runtime API refused the result of ${requestId}: ${reply.status} ${reply.body}`,
+      `the Runtime API refused the result of ${requestId}: ${refused.status} ${refused.body}`,
     );
   }
+  return api.nextInvocation();
 }
 
 /**
@@ -188,9 +208,10 @@ async function serve(
   drain: EventLoopDrain,
   profile: RuntimeProfile,
 ): Promise<never> {
+  let next = api.nextInvocation();
   for (;;) {
     phase = { name: "idle" };
-    const invocation = await api.nextInvocation();
+    const invocation = await next;
     const current: Phase = { name: "invoke", requestId: invocation.requestId, reported: false };
     phase = current;
     setLogRequestId(invocation.requestId);
@@ -204,7 +225,10 @@ async function serve(
     // A crash while the handler ran has already answered and is exiting.
     if (crashing || current.reported) await new Promise<never>(() => undefined);
     current.reported = true;
-    await report(api, invocation.requestId, outcome);
+    // The result and the wait for the next event are one exchange: one write and one
+    // wake-up of this process per invocation, and an invocation that arrives meanwhile
+    // does not wait for this runtime to come back for it.
+    next = reportThenNext(api, invocation.requestId, outcome);
   }
 }
 
