@@ -39,7 +39,7 @@
  *   BENCH_SLS_WARMUP_MS (2000)   warm-up of each fresh serverless-offline
  *   BENCH_SLS_RUN_MS (90000), BENCH_SLS_RUN_CLIENTS (8)  the degradation run; 0 skips
  *   BENCH_COLD_SAMPLES (8)       cold starts per kind; 0 skips
- *   BENCH_SCALE_TRIALS (3), BENCH_SCALE_N (200), BENCH_SCALE_SLEEP_MS (2000)
+ *   BENCH_SCALE_TRIALS (3), BENCH_SCALE_N (200), BENCH_SCALE_SLEEP_MS (10000)
  *                                scale-up trials (0 skips), invocations, handler sleep
  */
 import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
@@ -91,7 +91,7 @@ const settings: InvokeBenchSettings = {
   coldSamples: envInteger("BENCH_COLD_SAMPLES", 8),
   scaleTrials: envInteger("BENCH_SCALE_TRIALS", 3),
   scaleN: envInteger("BENCH_SCALE_N", 200, 1),
-  scaleSleepMs: envInteger("BENCH_SCALE_SLEEP_MS", 2000),
+  scaleSleepMs: envInteger("BENCH_SCALE_SLEEP_MS", 10_000),
 };
 
 /** Load on each Gust function before the rounds, at the widest concurrency, to start its sandboxes. */

@@ -185,6 +185,26 @@ describe("WorkerDirectory", () => {
     expect(directory.liveCount()).toBe(0);
   });
 
+  it("does not take its own stalled event loop for silent workers", async () => {
+    directory.start();
+    infra.bus.publish("gust.v1.worker.heartbeat", heartbeat("a", { intervalMs: 100 }));
+    await infra.bus.flush();
+    // This process is held up for 2 s (e.g. spawning 200 sandboxes at once):
+    // the worker's heartbeats are waiting unread, and nothing is judged on
+    // demand while the timer is overdue...
+    clock += 2_000;
+    expect(directory.workerIds()).toEqual(["a"]);
+    // ...nor by the timer, which fires first once the loop runs again.
+    directory.pruneTick();
+    expect(directory.workerIds()).toEqual(["a"]);
+    // A worker that then stays silent is still dropped.
+    clock += 250;
+    directory.pruneTick();
+    clock += 250;
+    directory.pruneTick();
+    expect(directory.workerIds()).toEqual([]);
+  });
+
   it("scores deterministically", () => {
     expect(rendezvousScore("w1", "t/f")).toBe(rendezvousScore("w1", "t/f"));
     expect(rendezvousScore("w1", "t/f")).not.toBe(rendezvousScore("w2", "t/f"));

@@ -121,6 +121,7 @@ export class WorkerDirectory {
   private readonly now: () => number;
   private readonly lossWatchers = new Map<string, Set<(why: string) => void>>();
   private pruneTimer: NodeJS.Timeout | undefined;
+  private lastPruneTickAt: number | undefined;
 
   constructor(
     private readonly bus: Bus,
@@ -136,7 +137,8 @@ export class WorkerDirectory {
       this.bus.subscribe(Subjects.workerHeartbeat, (message) => this.onHeartbeat(message.data)),
       this.bus.subscribe(Subjects.workerGone, (message) => this.onGone(message.data)),
     ];
-    this.pruneTimer = setInterval(() => this.prune(), PRUNE_INTERVAL_MS);
+    this.lastPruneTickAt = this.now();
+    this.pruneTimer = setInterval(() => this.pruneTick(), PRUNE_INTERVAL_MS);
     this.pruneTimer.unref();
     // Learn of every live worker now, not a heartbeat interval from now.
     try {
@@ -231,8 +233,29 @@ export class WorkerDirectory {
     };
   }
 
+  /**
+   * The timer's prune. When this process's event loop was held up (a burst
+   * of sandbox spawns in `gust dev`, a long GC, a stopped VM), heartbeats
+   * that arrived meanwhile still wait unread while this timer fires first:
+   * the silence is this process's, not the workers'. So every worker's last
+   * heartbeat moves forward by the stall before anyone is judged.
+   */
+  pruneTick(): void {
+    const now = this.now();
+    const stall = now - (this.lastPruneTickAt ?? now) - PRUNE_INTERVAL_MS;
+    this.lastPruneTickAt = now;
+    if (stall > PRUNE_INTERVAL_MS) {
+      for (const state of this.workers.values()) state.receivedAt += stall;
+      this.logger.debug("event loop held up; worker silence ignored", { stallMs: stall });
+    }
+    this.prune();
+  }
+
   private prune(): void {
     const now = this.now();
+    // The timer is overdue: this process is (or just was) held up, and the
+    // stall is still to be discounted by pruneTick. Judge nobody until then.
+    if (this.pruneTimer && now - (this.lastPruneTickAt ?? now) > 2 * PRUNE_INTERVAL_MS) return;
     for (const [workerId, state] of this.workers) {
       const interval = Math.min(
         Math.max(state.heartbeat.intervalMs, MIN_INTERVAL_MS),
