@@ -3,12 +3,20 @@
  * that garbage from the bus becomes a DecodeError, never a TypeError deep in a
  * handler.
  */
-import { decode as msgpackDecode, encode as msgpackEncode } from "@msgpack/msgpack";
+import { decode as msgpackDecode, Encoder } from "@msgpack/msgpack";
 import { DecodeError } from "./errors.js";
 import type { Message, MessageType } from "./messages.js";
 
+/**
+ * One encoder for the process: msgpack's `encode(value, options)` builds a
+ * new Encoder, and its buffer, on every call, which showed on the invoke
+ * path. `Encoder.encode` returns a copy and handles re-entry itself; its
+ * buffer stays as large as the largest message encoded (a few MB at most).
+ */
+const encoder = new Encoder({ ignoreUndefined: true });
+
 export function encode(message: Message): Uint8Array {
-  return msgpackEncode(message, { ignoreUndefined: true });
+  return encoder.encode(message);
 }
 
 type FieldKind = "string" | "number" | "boolean" | "bytes" | "object" | "array";
@@ -116,7 +124,7 @@ export function decodeAs<T extends MessageType>(
 
 /** Stored records (KV values) use the same msgpack codec; shape checks are the reader's. */
 export function encodeRecord(value: object): Uint8Array {
-  return msgpackEncode(value, { ignoreUndefined: true });
+  return encoder.encode(value);
 }
 
 export function decodeRecord(bytes: Uint8Array): Record<string, unknown> {
