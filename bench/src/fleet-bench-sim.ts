@@ -68,6 +68,38 @@ export async function simulateSameSetup(setup: SameSetup): Promise<string> {
 }
 
 /**
+ * How much a throttle fraction measured over one benchmark window moves by
+ * chance alone: the simulator on the same load, one window as long as the
+ * benchmark's, over `seeds` seeds. Returns "mean ± sd (min–max)" in %.
+ */
+export async function windowNoise(
+  setup: SameSetup,
+  windowMs: number,
+  seeds: number,
+): Promise<string> {
+  const fractions: number[] = [];
+  for (let seed = 1; seed <= seeds; seed++) {
+    const { results } = await simulateReference(
+      setup.executionMs,
+      windowMs + 2000,
+      ["gossip"],
+      {
+        erlangs: setup.erlangs,
+        loanDelayMs: setup.loanDelayMs,
+      },
+      seed,
+    );
+    const figures = (results[0] as { figures: { throttled: number; requests: number } }).figures;
+    fractions.push((100 * figures.throttled) / Math.max(1, figures.requests));
+  }
+  const mean = fractions.reduce((a, b) => a + b, 0) / fractions.length;
+  const sd = Math.sqrt(
+    fractions.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, fractions.length - 1),
+  );
+  return `${mean.toFixed(2)}% ± ${sd.toFixed(2)} (${Math.min(...fractions).toFixed(2)}–${Math.max(...fractions).toFixed(2)}%)`;
+}
+
+/**
  * Loan messages per request in the simulator's `reference-100` as the issue
  * defines it (100 ms executions, 900 invocations/s): what a tenant with
  * `M` = 100 at 1,000 invocations/s would send, which two cores cannot run.
@@ -85,6 +117,7 @@ async function simulateReference(
   durationMs: number,
   strategies: string[],
   carried?: { erlangs: number; loanDelayMs: number },
+  seed = 1,
 ): Promise<{
   scenario: Scenario;
   results: unknown[];
@@ -122,6 +155,6 @@ async function simulateReference(
         description: `${String(base["description"])}; here ${executionMs} ms executions`,
         tenants: base.tenants.map((tenant) => ({ ...tenant, executionMs })),
       };
-  const results = strategies.map((strategy) => simulate(scenario, strategy, 1));
+  const results = strategies.map((strategy) => simulate(scenario, strategy, seed));
   return { scenario, results, formatResults };
 }

@@ -32,7 +32,12 @@ import { spawnGust, type GustProcess } from "@gust/cli";
 import { bestPartition, erlangB } from "./fleet-bench-erlang.js";
 import { LoanObserver } from "./fleet-bench-loans.js";
 import { peakConcurrency, runningAt, runOpenLoop, type Outcome } from "./fleet-bench-load.js";
-import { runSimulator, simulatedLoansPerRequest, simulateSameSetup } from "./fleet-bench-sim.js";
+import {
+  runSimulator,
+  simulatedLoansPerRequest,
+  simulateSameSetup,
+  windowNoise,
+} from "./fleet-bench-sim.js";
 import { signedHeaders, type Credential } from "./signing.js";
 
 const SLEEP_MS = Number(process.env["BENCH_SLEEP_MS"] ?? 2000);
@@ -245,11 +250,13 @@ async function main(): Promise<void> {
     // measured time (between the handler's run and the client's round trip),
     // loans delayed by half their measured round trip.
     const held = holdingMs(outcomes);
-    const sameSetup = await simulateSameSetup({
+    const carried = {
       executionMs: held,
       erlangs: (outcomes.length / (DURATION_MS / 1000)) * (held / 1000),
       loanDelayMs: Math.max(1, loans.medianRoundTripMs() / 2),
-    });
+    };
+    const sameSetup = await simulateSameSetup(carried);
+    const noise = await windowNoise(carried, DURATION_MS, 30);
     const simulator = await runSimulator(REPO);
     const text = [
       `Machine: ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
@@ -258,6 +265,9 @@ async function main(): Promise<void> {
       `Load average (1 min) when measuring began / ended: ${loadBefore.toFixed(1)} / ${loadAfter.toFixed(1)}.`,
       "",
       report,
+      "",
+      `The simulator's throttle fraction over windows as long as this measurement (${DURATION_MS / 1000} s), ` +
+        `30 seeds, same load: ${noise}: what one run of this benchmark may show by chance alone.`,
       "",
       "Simulator, the same setup at the load the fleet carried (600 s, seed 1):",
       "",
