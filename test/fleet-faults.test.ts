@@ -12,7 +12,6 @@
  * except the last, which kills a worker.
  */
 import { CreateFunctionCommand, InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
-import { DEFAULT_GOSSIP_INTERVAL_MS } from "@gust/admission";
 import {
   HAPROXY_INSTALL_HINT,
   fetchFleetStatus,
@@ -67,6 +66,13 @@ interface Note {
   ppid: number;
 }
 
+/**
+ * The frontends' gossip interval: the longest DESIGN.md allows, so that
+ * "within 3 intervals" is measured against timers a loaded CI machine may
+ * run late.
+ */
+const GOSSIP_INTERVAL_MS = 250;
+
 /** How long the load waits for one answer before calling it a hang. */
 const HANG_MS = 30_000;
 /** Of "work", the function the loads run; a frontend waits this plus 10 s for a worker's reply. */
@@ -95,6 +101,7 @@ describe.skipIf(haproxy === undefined)(
         pool: 1,
         healthCheckIntervalMs: 250,
         drainTimeoutMs: 10_000,
+        gossipIntervalMs: GOSSIP_INTERVAL_MS,
       });
       const credential = fleet.tenant?.credentials[0];
       if (credential === undefined) throw new Error("the fleet generated no tenant");
@@ -144,7 +151,9 @@ describe.skipIf(haproxy === undefined)(
         concurrency,
         maxRequests: 2_000,
         maxDurationMs: 20_000,
-        request: work(150),
+        // Short executions: the killed frontend's invocations run on after it, and
+        // its slots stay counted until they can have ended (two executions).
+        request: work(20),
       });
       await sleep(1_500);
       const victim = fleet.frontends.find((frontend) => frontend.id === "fe1")!;
@@ -173,7 +182,7 @@ describe.skipIf(haproxy === undefined)(
         await sleep(5);
       }
       console.log(`fe2 took fe1's share ${tookItsShareAfter} ms after the SIGKILL`);
-      expect(tookItsShareAfter).toBeLessThanOrEqual(3 * DEFAULT_GOSSIP_INTERVAL_MS + 60);
+      expect(tookItsShareAfter).toBeLessThanOrEqual(3 * GOSSIP_INTERVAL_MS + 60);
       const diedBy = await exited;
       await until(
         async () =>

@@ -35,6 +35,13 @@ import { buildSnapshot, type TenantSnapshot } from "./snapshot.js";
 import { checkMaxConcurrency, type AccountConcurrency } from "./tenant-limits.js";
 import { TenantPools, type TenantState } from "./tenant-pools.js";
 
+/**
+ * A departed peer's slots stay counted for this many mean executions after
+ * it died: long enough for nearly all of what it had running to end
+ * (exactly so for fixed execution times, 86% for exponential ones).
+ */
+const GHOST_EXECUTIONS = 2;
+
 export class AdmissionController {
   readonly frontendId: string;
   readonly policy: AdmissionPolicy;
@@ -188,6 +195,7 @@ export class AdmissionController {
       }
     }
     for (const pool of this.tenants.byKey.values()) pool.meter.tick(now, pool.inflight);
+    this.releaseGhosts(now);
     const context = this.shareContext(now);
     const { loanLeaseMs, loanTimeoutMs, loanBackoffMs } = this.policy;
     const entries: PoolDemand[] = [];
@@ -323,15 +331,21 @@ export class AdmissionController {
    * connection closed can.
    */
   peerGone(frontendId: string, now: number): boolean {
-    if (!this.peers.get(frontendId)) return false;
+    const peer = this.peers.get(frontendId);
+    if (!peer) return false;
     const before = this.shareContext(now);
-    const freed = [...this.tenants.byKey.values()].map(
-      (pool) => [pool, pool.heldBy(before, frontendId)] as const,
-    );
+    // Its invocations run on where it sent them. Those it admitted by its
+    // last report, and any since (it died within an interval of it), end
+    // within about two mean executions of that: until then, all it may have
+    // held stays counted.
+    const diedBy = peer.lastSeenAt + peer.intervalMs;
+    for (const pool of this.tenants.byKey.values()) {
+      const until = diedBy + GHOST_EXECUTIONS * pool.meter.durationMs;
+      pool.addGhost(pool.heldBy(before, frontendId), until);
+    }
     this.peers.remove(frontendId);
     this.lending.borrowerGone(frontendId);
-    const survivors = this.peers.size + 1;
-    for (const [pool, slots] of freed) pool.grantWindfall(slots, survivors, this.seq);
+    this.releaseGhosts(now);
     this.recomputeAll(now);
     return true;
   }
@@ -365,6 +379,26 @@ export class AdmissionController {
   private recomputeAll(now: number): void {
     const context = this.shareContext(now);
     for (const pool of this.tenants.byKey.values()) this.track(pool, pool.recompute(context));
+  }
+
+  /**
+   * Departed peers' slots whose invocations can have ended by `now` are
+   * freed, each survivor taking its equal part at once. Called every tick;
+   * the transport may call it between ticks too, and should publish a report
+   * when it returns true, so that the survivors' acknowledgements of their
+   * raised claims come sooner.
+   */
+  releaseGhosts(now: number): boolean {
+    const survivors = this.peers.size + 1;
+    let released = false;
+    for (const pool of this.tenants.byKey.values()) {
+      const freed = pool.expireGhosts(now);
+      if (freed <= 0) continue;
+      released = true;
+      pool.grantWindfall(freed, survivors, this.seq);
+      this.track(pool, pool.recompute(this.shareContext(now)));
+    }
+    return released;
   }
 
   private settle(pool: Pool): void {

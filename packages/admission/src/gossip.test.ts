@@ -54,22 +54,38 @@ describe("gossip shares", () => {
     expect(s[0]! + s[1]!).toBe(1000);
   });
 
-  it("give a killed frontend's share to the survivors the moment they learn it is gone", () => {
+  it("give a killed frontend's share to the survivors once what it left running can have ended", () => {
     const fleet = new TestFleet(3, policy);
     load(fleet, [300, 300, 300], 20);
     expect(sum(shares(fleet))).toBe(1000);
-    fleet.kill(2);
-    // Frontend 0 learns first: it takes its part of the freed slots at once,
-    // before frontend 1 has acknowledged anything.
+    // Killed with 300 invocations running on the workers: 100 ms each here.
+    fleet.kill(2, { invocationsRunOn: true });
     fleet.notice(0);
-    const early = shares(fleet);
-    expect(early[0]).toBeGreaterThanOrEqual(490);
-    expect(early[0]! + early[1]!).toBeLessThanOrEqual(1000);
     fleet.notice(1);
-    const both = shares(fleet);
-    expect(both[0]! + both[1]!).toBeGreaterThanOrEqual(998);
-    expect(both[0]! + both[1]!).toBeLessThanOrEqual(1000);
+    expect(fleet.controller(0).peerCount).toBe(1);
+    // The survivors hear each other, but its invocations may still run.
+    fleet.settle(2, 50);
+    const early = shares(fleet);
+    expect(early[0]! + early[1]! + 300).toBeLessThanOrEqual(1000);
+    // They end within two mean executions of its death (one interval after
+    // its last report); then each survivor takes its equal part at once,
+    // before hearing the other.
+    fleet.now += 150;
+    fleet.endInvocationsOf(2);
+    fleet.tick(0);
+    fleet.tick(1);
+    const waiting = shares(fleet);
+    expect(waiting[0]! + waiting[1]!).toBeLessThanOrEqual(1000 - 300);
+    fleet.now += 60;
+    fleet.tick(0);
+    fleet.tick(1);
+    // Most of the 333 slots it held are taken at once, without an
+    // acknowledgement (the rest waits for the demand estimates to agree).
+    const freed = shares(fleet);
+    expect(freed[0]! + freed[1]!).toBeGreaterThanOrEqual(waiting[0]! + waiting[1]! + 250);
+    expect(freed[0]! + freed[1]!).toBeLessThanOrEqual(1000);
     // A few rounds later the split is exact again, once the demand estimates agree.
+    fleet.inFlight = [];
     fleet.settle(4, TICK);
     const after = shares(fleet);
     expect(after[0]! + after[1]!).toBe(fleet.controller(0).localPool("t")!.limit);
@@ -196,13 +212,21 @@ describe("fleet-wide safety", () => {
     fleet.controllers.forEach((c) => c.setTenant("t", { maxConcurrency: 12 }));
     load(fleet, [2, 2, 2], 10);
     expect(shares(fleet)).toEqual([4, 4, 4]);
-    fleet.kill(2);
+    fleet.kill(2, { invocationsRunOn: true });
     fleet.notice(0);
     fleet.notice(1);
+    // While what it left running may still run, nothing of its share is taken.
+    for (let i = 0; i < 12; i++) {
+      fleet.admit(0, "t");
+      fleet.admit(1, "t");
+    }
+    expect(fleet.fleetInflight()).toBeLessThanOrEqual(12);
+    fleet.endInvocationsOf(2);
     // Both survivors' traffic surges before either hears the other's new
     // claim: each alone would see room for 8.
-    fleet.now += TICK;
+    fleet.now += 3 * TICK;
     for (const f of [0, 1]) {
+      while (fleet.tickets[f]!.length > 0) fleet.release(f);
       for (let i = 0; i < 12; i++) fleet.admit(f, "t");
       fleet.tick(f);
     }
@@ -279,8 +303,13 @@ describe("fleet-wide safety", () => {
         fleet.deliver(s.pick % fleet.inFlight.length);
       else if (s.kind === "drop" && fleet.inFlight.length > 0)
         fleet.drop(s.pick % fleet.inFlight.length);
-      else if (s.kind === "wait") fleet.now += s.ms;
-      else if (s.kind === "kill" && fleet.alive.filter(Boolean).length > 1) fleet.kill(s.f);
+      else if (s.kind === "wait") {
+        // Time passes in steps short enough for the promise below to hold.
+        for (let left = s.ms; left > 0; left -= 50) {
+          fleet.now += Math.min(left, 50);
+          fleet.keepAlive(150);
+        }
+      } else if (s.kind === "kill" && fleet.alive.filter(Boolean).length > 1) fleet.kill(s.f);
       else if (s.kind === "notice") fleet.notice(s.f);
       // Reports are late or lost at will, but a live frontend is heard within
       // 3 of the 5 intervals that expire it: a longer silence is a partition,

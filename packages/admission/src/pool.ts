@@ -83,6 +83,12 @@ export class Pool {
    */
   private windfall = 0;
   private windfallSeq = 0;
+  /**
+   * What departed peers may still have running here: a killed frontend's
+   * invocations run on in their sandboxes, so its slots stay counted until
+   * they can have ended (see `addGhost`).
+   */
+  private readonly ghosts: Array<{ slots: number; until: number }> = [];
 
   constructor(
     readonly tenantId: string,
@@ -152,12 +158,41 @@ export class Pool {
   }
 
   /**
-   * A peer whose connection closed (not merely a silent one) held `freed`
-   * slots of this pool; every survivor may take its equal part of them at
-   * once, without waiting for the others to acknowledge the raise: the parts
-   * sum to at most what the departed peer held, so the fleet stays within
+   * A peer whose connection closed held `slots` of this pool: its
+   * invocations still running on workers keep them until `until`, when
+   * they can have ended; until then they count as held by the others.
+   */
+  addGhost(slots: number, until: number): void {
+    if (slots > 0) this.ghosts.push({ slots, until });
+  }
+
+  /** Slots departed peers may still have running. */
+  get ghostSlots(): number {
+    let slots = 0;
+    for (const ghost of this.ghosts) slots += ghost.slots;
+    return slots;
+  }
+
+  /** Ghosts whose invocations can have ended by `now` go; returns the slots they free. */
+  expireGhosts(now: number): number {
+    let freed = 0;
+    for (let i = this.ghosts.length - 1; i >= 0; i--) {
+      const ghost = this.ghosts[i];
+      if (ghost && ghost.until <= now) {
+        freed += ghost.slots;
+        this.ghosts.splice(i, 1);
+      }
+    }
+    return freed;
+  }
+
+  /**
+   * `freed` slots of a departed peer (its connection closed, not merely
+   * silent) have become free; every survivor may take its equal part of
+   * them at once, without waiting for the others to acknowledge the raise:
+   * the parts sum to at most what the peer held, so the fleet stays within
    * the limit whatever each survivor does with its own. `lastSentSeq` is the
-   * last report this frontend sent while the peer was still counted.
+   * last report this frontend sent before the slots were freed.
    */
   grantWindfall(freed: number, survivors: number, lastSentSeq: number): void {
     if (!this.gossiping || freed <= 0 || survivors <= 0) return;
@@ -268,7 +303,7 @@ export class Pool {
       // What the others may use: their claims, or more while a peer still
       // holds more than its claim (its share just shrank). A peer idle in
       // this pool claims what the same split gives it.
-      let othersHold = 0;
+      let othersHold = this.ghostSlots;
       let bestFree = 0;
       for (let j = 0; j < n; j++) {
         if (j === self) continue;

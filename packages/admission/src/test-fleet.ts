@@ -65,14 +65,20 @@ export class TestFleet {
   }
 
   /**
-   * Frontend f dies as a killed process does: nothing more from it, its
-   * callers' invocations end with it, and what it sent is either delivered
-   * before its connection closed or lost (here: lost).
+   * Frontend f dies as a killed process does: nothing more from it, and what
+   * it sent is either delivered before its connection closed or lost (here:
+   * lost). Its invocations end with it, or with `invocationsRunOn` go on
+   * running (and counting) until `endInvocationsOf`.
    */
-  kill(f: number): void {
+  kill(f: number, options: { invocationsRunOn?: boolean } = {}): void {
     this.alive[f] = false;
-    this.tickets[f] = [];
+    if (!options.invocationsRunOn) this.tickets[f] = [];
     this.inFlight = this.inFlight.filter((m) => m.to !== f && m.from !== f);
+  }
+
+  /** The invocations a killed frontend left running on the workers end. */
+  endInvocationsOf(f: number): void {
+    this.tickets[f] = [];
   }
 
   /** Survivor f learns that every killed frontend is gone (its probe found nobody). */

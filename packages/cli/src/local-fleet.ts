@@ -58,6 +58,8 @@ export interface LocalFleetOptions {
    * for the work in progress. @default DEFAULT_DRAIN_TIMEOUT_MS (from @gust/frontend)
    */
   drainTimeoutMs?: number;
+  /** The frontends' gossip interval (`gust frontend --gossip-interval`). @default the frontend's own, 100 */
+  gossipIntervalMs?: number;
   /** For each start: a process's first log line, a frontend's readiness, HAProxy. @default DEFAULT_FLEET_START_TIMEOUT_MS */
   startTimeoutMs?: number;
   /** Every line the fleet's gust processes print, and the fleet's own notices. */
@@ -81,6 +83,7 @@ export interface ResolvedLocalFleetOptions {
   /** A draining frontend's delay: derived from healthCheckIntervalMs (drainDelayFor). */
   drainDelayMs: number;
   drainTimeoutMs: number;
+  gossipIntervalMs: number | undefined;
   startTimeoutMs: number;
   onLog: ((source: string, line: string) => void) | undefined;
   signal: AbortSignal | undefined;
@@ -156,6 +159,15 @@ export function resolveLocalFleetOptions(
       `local fleet option drainTimeoutMs must be a non-negative integer, got ${String(drainTimeoutMs)}`,
     );
   }
+  const gossipIntervalMs = options.gossipIntervalMs;
+  if (
+    gossipIntervalMs !== undefined &&
+    (!Number.isInteger(gossipIntervalMs) || gossipIntervalMs <= 0)
+  ) {
+    throw new ConfigError(
+      `local fleet option gossipIntervalMs must be a positive integer, got ${String(gossipIntervalMs)}`,
+    );
+  }
   return {
     port,
     host: options.host ?? "127.0.0.1",
@@ -170,6 +182,7 @@ export function resolveLocalFleetOptions(
     healthCheckIntervalMs: interval,
     drainDelayMs: drainDelayFor(interval),
     drainTimeoutMs,
+    gossipIntervalMs,
     startTimeoutMs,
     onLog: options.onLog,
     signal: options.signal,
@@ -392,6 +405,9 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
         String(resolved.drainDelayMs),
         "--drain-timeout",
         String(resolved.drainTimeoutMs),
+        ...(resolved.gossipIntervalMs === undefined
+          ? []
+          : ["--gossip-interval", String(resolved.gossipIntervalMs)]),
       ]);
       const listening = await member.waitForLog("frontend listening", resolved.startTimeoutMs);
       const url = String(listening["url"]);

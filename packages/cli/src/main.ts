@@ -44,6 +44,7 @@ const USAGE = `Usage: gust <command> [options]
                  (gust fleet) for every tenant; signed requests see their own
                  --drain-delay MS (serve on after SIGTERM while the load balancer
                  notices the failing /readyz; default 5000)
+                 --gossip-interval MS (demand reports to the other frontends; default 100)
   worker       run sandboxes in a fleet            --nats URL --id ID --max-sandboxes N --pool N
   coordinator  load tenants into a fleet           --nats URL --tenants FILE
                  worker and coordinator: --health-port N serves /healthz and /readyz
@@ -90,6 +91,7 @@ const OPTIONS = {
   "metrics-port": { type: "string" },
   "drain-delay": { type: "string" },
   "drain-timeout": { type: "string" },
+  "gossip-interval": { type: "string" },
   name: { type: "string" },
   runtime: { type: "string" },
   handler: { type: "string" },
@@ -303,7 +305,8 @@ async function main(argv: string[]): Promise<void> {
       serveUntilSignal(() => server.close());
       return;
     }
-    case "frontend":
+    case "frontend": {
+      const gossipIntervalMs = integer(values["gossip-interval"], "gossip-interval");
       return runFleetService(values, (infra) =>
         startFrontendService(infra, {
           host: values.host ?? "0.0.0.0",
@@ -312,9 +315,11 @@ async function main(argv: string[]): Promise<void> {
             ...(values.id === undefined ? {} : { frontendId: values.id }),
             // Opens GET /gust/admin/concurrency (gust fleet) for every tenant.
             ...(adminToken() === undefined ? {} : { adminToken: adminToken() }),
+            ...(gossipIntervalMs === undefined ? {} : { admissionPolicy: { gossipIntervalMs } }),
           },
         }),
       );
+    }
     case "worker": {
       const maxSandboxes = integer(values["max-sandboxes"], "max-sandboxes");
       const pool = integer(values.pool, "pool");

@@ -210,6 +210,10 @@ export class FleetAdmission implements Admission {
     return this.controller.peerGone(frontendId, now);
   }
 
+  releaseGhosts(now: number): boolean {
+    return this.controller.releaseGhosts(now);
+  }
+
   // ---- operators ----------------------------------------------------------------------
 
   /** The tenant's limits and every frontend's share, as this frontend sees them. */

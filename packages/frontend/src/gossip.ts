@@ -57,6 +57,8 @@ export interface GossipEndpoint {
   connectivity(connected: boolean, now: number): void;
   latePeers(now: number, afterIntervals: number): string[];
   peerGone(frontendId: string, now: number): boolean;
+  /** Free departed peers' slots whose invocations can have ended; true if any were. */
+  releaseGhosts(now: number): boolean;
 }
 
 export interface GossipTransportOptions {
@@ -121,7 +123,11 @@ export class GossipTransport {
       this.removeStatusListener = this.bus.onStatus((status) => this.onStatus(status));
       this.probeTimer = setInterval(
         () => {
-          if (this.connected) this.probeLatePeers();
+          if (!this.connected) return;
+          this.probeLatePeers();
+          // A departed peer's slots freed between ticks: announce the raised
+          // claim now, so the survivors' acknowledgements come sooner.
+          if (this.endpoint.releaseGhosts(this.now())) this.tick();
         },
         Math.max(1, this.options.intervalMs / PROBE_CHECKS_PER_INTERVAL),
       );
