@@ -51,6 +51,8 @@ export class AdmissionController {
   private readonly peers: PeerTable;
   /** Pools whose share waits for peers to acknowledge a raise. */
   private readonly held = new Set<Pool>();
+  /** Pools holding departed peers' slots (releaseGhosts runs between ticks too: it visits only these). */
+  private readonly haunted = new Set<Pool>();
   private readonly tickets = new WeakMap<Ticket, Pool>();
   private seq = 0;
 
@@ -78,7 +80,10 @@ export class AdmissionController {
 
   /** Forget a tenant (its invocations in flight still release cleanly). */
   removeTenant(tenantId: string): void {
-    for (const pool of this.tenants.remove(tenantId)) this.held.delete(pool);
+    for (const pool of this.tenants.remove(tenantId)) {
+      this.held.delete(pool);
+      this.haunted.delete(pool);
+    }
   }
 
   /**
@@ -95,7 +100,10 @@ export class AdmissionController {
     const tenant = this.tenant(tenantId, undefined);
     tenant.limits.setReservation(functionName, reserved);
     const removed = this.tenants.reserve(tenant, functionName, reserved);
-    if (removed) this.held.delete(removed);
+    if (removed) {
+      this.held.delete(removed);
+      this.haunted.delete(removed);
+    }
     this.limitsChanged(tenant);
   }
 
@@ -341,7 +349,7 @@ export class AdmissionController {
     const diedBy = peer.lastSeenAt + peer.intervalMs;
     for (const pool of this.tenants.byKey.values()) {
       const until = diedBy + GHOST_EXECUTIONS * pool.meter.durationMs;
-      pool.addGhost(pool.heldBy(before, frontendId), until);
+      if (pool.addGhost(pool.heldBy(before, frontendId), until)) this.haunted.add(pool);
     }
     this.peers.remove(frontendId);
     this.lending.borrowerGone(frontendId);
@@ -391,8 +399,9 @@ export class AdmissionController {
   releaseGhosts(now: number): boolean {
     const survivors = this.peers.size + 1;
     let released = false;
-    for (const pool of this.tenants.byKey.values()) {
+    for (const pool of this.haunted) {
       const freed = pool.expireGhosts(now);
+      if (pool.ghostSlots === 0) this.haunted.delete(pool);
       if (freed <= 0) continue;
       released = true;
       pool.grantWindfall(freed, survivors, this.seq);

@@ -161,9 +161,12 @@ export class Pool {
    * A peer whose connection closed held `slots` of this pool: its
    * invocations still running on workers keep them until `until`, when
    * they can have ended; until then they count as held by the others.
+   * Returns whether a ghost was added.
    */
-  addGhost(slots: number, until: number): void {
-    if (slots > 0) this.ghosts.push({ slots, until });
+  addGhost(slots: number, until: number): boolean {
+    if (slots <= 0) return false;
+    this.ghosts.push({ slots, until });
+    return true;
   }
 
   /** Slots departed peers may still have running. */
