@@ -8,6 +8,7 @@
  */
 import { loanFromWire, parseLoanMessage, LoanMessageTypes } from "@gust/admission";
 import { decodeRecord } from "@gust/protocol";
+import { median, percentile } from "./histogram.js";
 
 export class LoanObserver {
   private readonly asked = new Map<string, number>();
@@ -42,16 +43,15 @@ export class LoanObserver {
     }
   }
 
+  /** The median grant round trip, 0 when none was matched. */
   medianRoundTripMs(): number {
-    const sorted = [...this.roundTripsMs].sort((a, b) => a - b);
-    return sorted[Math.floor(sorted.length / 2)] ?? 0;
+    return this.roundTripsMs.length === 0 ? 0 : median(this.roundTripsMs);
   }
 
   /** "p50 / p99 / max ms", over the grants matched to their requests. */
   roundTrip(): string {
     const sorted = [...this.roundTripsMs].sort((a, b) => a - b);
     if (sorted.length === 0) return "–";
-    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-    return `${at(0.5).toFixed(1)} / ${at(0.99).toFixed(1)} / ${sorted[sorted.length - 1]!.toFixed(1)} ms`;
+    return [0.5, 0.99, 1].map((q) => percentile(sorted, q).toFixed(1)).join(" / ") + " ms";
   }
 }
