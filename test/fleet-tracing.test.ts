@@ -19,7 +19,7 @@ import {
   type LocalFleet,
 } from "@gust/cli";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { decodePayload } from "./support/lambda.js";
+import { decodePayload, lambdaFor } from "./support/lambda.js";
 import { recordServedBy } from "./support/load.js";
 import { startNotifyServer, type NotifyServer } from "./support/notify.js";
 import { OtlpKinds, startOtlpReceiver, type OtlpReceiver } from "./support/otlp-receiver.js";
@@ -51,14 +51,8 @@ describe.skipIf(haproxy === undefined)(
           OTEL_BSP_SCHEDULE_DELAY: "200",
         },
       });
-      const credential = fleet.tenant?.credentials[0];
-      if (credential === undefined) throw new Error("the fleet generated no tenant");
-      lambda = new LambdaClient({
-        endpoint: fleet.url,
-        region: "us-east-1",
-        credentials: credential,
-        maxAttempts: 1,
-      });
+      if (fleet.tenant === undefined) throw new Error("the fleet generated no tenant");
+      lambda = lambdaFor(fleet.url, fleet.tenant);
       recordServedBy(lambda);
       await lambda.send(
         new CreateFunctionCommand({

@@ -15,7 +15,7 @@ import {
 } from "@gust/cli";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { echoZip } from "./support/functions.js";
-import { decodePayload } from "./support/lambda.js";
+import { decodePayload, lambdaFor } from "./support/lambda.js";
 
 const haproxy = await findHaproxyBinary();
 const json = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
@@ -65,14 +65,8 @@ describe.skipIf(haproxy === undefined)(
 
     beforeAll(async () => {
       fleet = await startLocalFleet({ port: 0, frontends: 2, workers: 1, pool: 1 });
-      const credential = fleet.tenant?.credentials[0];
-      if (credential === undefined) throw new Error("the fleet generated no tenant");
-      lambda = new LambdaClient({
-        endpoint: fleet.url,
-        region: "us-east-1",
-        credentials: credential,
-        maxAttempts: 1,
-      });
+      if (fleet.tenant === undefined) throw new Error("the fleet generated no tenant");
+      lambda = lambdaFor(fleet.url, fleet.tenant);
       lambda.middlewareStack.add(
         (next) => async (args) => {
           const result = await next(args);
