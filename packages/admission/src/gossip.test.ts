@@ -166,17 +166,24 @@ describe("gossip shares", () => {
 });
 
 describe("fleet-wide safety", () => {
-  it("raises a share only after the peers acknowledged it, so a share given up is not taken twice", () => {
-    // Demand estimates that follow the last window exactly make the race easy to stage.
-    const exact = {
-      initialLimit: 10,
+  /**
+   * `size` frontends sharing tenant "t" with M = `max`, their demand
+   * estimates following the last window exactly: races are easy to stage.
+   */
+  function exactFleet(size: number, max: number): TestFleet {
+    const fleet = new TestFleet(size, {
+      initialLimit: max,
       minLimit: 1,
       gossipIntervalMs: TICK,
       demandSmoothingMs: 1,
       settledDemandSmoothingMs: 1,
-    };
-    const fleet = new TestFleet(2, exact);
-    fleet.controllers.forEach((c) => c.setTenant("t", { maxConcurrency: 10 }));
+    });
+    fleet.controllers.forEach((c) => c.setTenant("t", { maxConcurrency: max }));
+    return fleet;
+  }
+
+  it("raises a share only after the peers acknowledged it, so a share given up is not taken twice", () => {
+    const fleet = exactFleet(2, 10);
     load(fleet, [4, 4], 10);
     expect(shares(fleet)).toEqual([5, 5]);
     // Frontend 0 goes quiet and says so; frontend 1 is busy and hears it.
@@ -201,15 +208,7 @@ describe("fleet-wide safety", () => {
   });
 
   it("survivors that both surge after a kill take only their part of its share until they hear each other", () => {
-    const exact = {
-      initialLimit: 12,
-      minLimit: 1,
-      gossipIntervalMs: TICK,
-      demandSmoothingMs: 1,
-      settledDemandSmoothingMs: 1,
-    };
-    const fleet = new TestFleet(3, exact);
-    fleet.controllers.forEach((c) => c.setTenant("t", { maxConcurrency: 12 }));
+    const fleet = exactFleet(3, 12);
     load(fleet, [2, 2, 2], 10);
     expect(shares(fleet)).toEqual([4, 4, 4]);
     fleet.kill(2, { invocationsRunOn: true });
