@@ -350,7 +350,7 @@ describe("fleet-wide admission on NATS", () => {
     expect(result.intervals.length).toBeGreaterThan(0);
   });
 
-  it("returns a SIGKILLed frontend's share to the others once what it left running can have ended, under load, within M", async () => {
+  it("returns a SIGKILLed frontend's share to the others within 3 gossip intervals, under load, within M", async () => {
     const victim = frontends[1]!;
     const survivors = [frontends[0]!, frontends[2]!];
     const victimView = await pool(victim);
@@ -363,7 +363,7 @@ describe("fleet-wide admission on NATS", () => {
         : undefined;
     });
     // Short executions: a killed frontend's invocations run on after it, and
-    // its slots stay counted until they can have ended (two executions).
+    // its slots stay counted until the workers say they have ended.
     const load = runLoad(SKEW, 5_000, KILL_SLEEP_MS);
     await sleep(2_000);
     // SIGKILL: no drain, no goodbye; its reports just stop.
@@ -399,13 +399,12 @@ describe("fleet-wide admission on NATS", () => {
     );
     expect(gone).toBe(true);
     // The survivors look for late peers four times an interval and probe one
-    // whose report is 1.25 intervals late; on "no responders" they keep its
-    // slots counted until what it left running can have ended (two mean
-    // executions after it died), then take their equal parts of them at once
-    // and announce it. Run alone, that is within 3 intervals (114–519 ms
-    // measured); under a full test run executions and timers stretch (220–
-    // 1,010 ms seen), so the bound is the expiry it improves on.
-    expect(whole, `share back after ${whole} ms`).toBeLessThanOrEqual(5 * GOSSIP_INTERVAL_MS + 60);
+    // whose report is 1.25 intervals late; on "no responders" they keep what
+    // it may have held counted and ask every worker what of its invocations
+    // still runs (a worker census), take their equal parts of what no longer
+    // runs at once, and announce it; the rest follows when they hear each
+    // other. Measured 295–457 ms alone, 222–469 ms with both cores busy.
+    expect(whole, `share back after ${whole} ms`).toBeLessThanOrEqual(3 * GOSSIP_INTERVAL_MS + 60);
     // Only the victim's own requests failed (the load ignores those), and
     // the tenant's limit held fleet-wide throughout.
     expect(result.errors).toEqual([]);

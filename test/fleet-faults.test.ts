@@ -147,7 +147,7 @@ describe.skipIf(haproxy === undefined)(
         maxRequests: 2_000,
         maxDurationMs: 20_000,
         // Short executions: the killed frontend's invocations run on after it, and
-        // its slots stay counted until they can have ended (two executions).
+        // its slots stay counted until the workers say they have ended.
         request: work(20),
       });
       await sleep(1_500);

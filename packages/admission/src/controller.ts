@@ -36,11 +36,18 @@ import { checkMaxConcurrency, type AccountConcurrency } from "./tenant-limits.js
 import { TenantPools, type TenantState } from "./tenant-pools.js";
 
 /**
- * A departed peer's slots stay counted for this many mean executions after
- * it died: long enough for nearly all of what it had running to end
- * (exactly so for fixed execution times, 86% for exponential ones).
+ * Without a worker census (see applyCensus), a departed peer's slots stay
+ * counted for this many mean executions after it died: long enough for
+ * nearly all of what it had running to end (exactly so for fixed execution
+ * times, 86% for exponential ones).
  */
 const GHOST_EXECUTIONS = 2;
+/**
+ * A worker census keeps a departed peer's still-running slots counted for
+ * this many gossip intervals; censuses repeat four times an interval while
+ * any remain, so only a census that keeps failing lets them lapse.
+ */
+const CENSUS_LEASE_INTERVALS = 2;
 
 export class AdmissionController {
   readonly frontendId: string;
@@ -151,6 +158,7 @@ export class AdmissionController {
         kind: "ticket",
         tenantId,
         functionName,
+        pool: pool.key,
         admittedAt: now,
       });
       this.tickets.set(ticket, pool);
@@ -338,18 +346,25 @@ export class AdmissionController {
    * once. A message lost on the way cannot cause this; only a peer whose
    * connection closed can.
    */
-  peerGone(frontendId: string, now: number): boolean {
+  peerGone(frontendId: string, now: number, censusFollows = false): boolean {
     const peer = this.peers.get(frontendId);
     if (!peer) return false;
     const before = this.shareContext(now);
     // Its invocations run on where it sent them. Those it admitted by its
     // last report, and any since (it died within an interval of it), end
     // within about two mean executions of that: until then, all it may have
-    // held stays counted.
+    // held stays counted. When a worker census follows (applyCensus), what
+    // it may have held stays counted until the census says what still runs,
+    // or its lease lapses without one.
     const diedBy = peer.lastSeenAt + peer.intervalMs;
+    const leased = censusFollows
+      ? now + CENSUS_LEASE_INTERVALS * this.policy.gossipIntervalMs
+      : Number.NEGATIVE_INFINITY;
     for (const pool of this.tenants.byKey.values()) {
-      const until = diedBy + GHOST_EXECUTIONS * pool.meter.durationMs;
-      if (pool.addGhost(pool.heldBy(before, frontendId), until)) this.haunted.add(pool);
+      const until = Math.max(leased, diedBy + GHOST_EXECUTIONS * pool.meter.durationMs);
+      if (pool.addGhost(frontendId, pool.heldBy(before, frontendId), until)) {
+        this.haunted.add(pool);
+      }
     }
     this.peers.remove(frontendId);
     this.lending.borrowerGone(frontendId);
@@ -397,17 +412,60 @@ export class AdmissionController {
    * raised claims come sooner.
    */
   releaseGhosts(now: number): boolean {
-    const survivors = this.peers.size + 1;
     let released = false;
     for (const pool of this.haunted) {
       const freed = pool.expireGhosts(now);
       if (pool.ghostSlots === 0) this.haunted.delete(pool);
-      if (freed <= 0) continue;
-      released = true;
-      pool.grantWindfall(freed, survivors, this.seq);
-      this.track(pool, pool.recompute(this.shareContext(now)));
+      if (this.windfall(pool, freed, now)) released = true;
     }
     return released;
+  }
+
+  /** Departed peers whose invocations may still run: what a worker census asks about. */
+  ghostHolders(): string[] {
+    const holders = new Set<string>();
+    for (const pool of this.haunted) pool.ghostHolders(holders);
+    return [...holders];
+  }
+
+  /**
+   * What every worker says still runs of departed peers' invocations
+   * (frontendId → pool key → invocations; each frontend asked about is
+   * present, pools with none left out): their ghosts become exactly that,
+   * and what ended is freed as by `releaseGhosts`. A running count only
+   * falls once a peer is gone, so every survivor's freed slots are at most
+   * what truly ended, whenever each counted. Returns true if slots were
+   * freed (the transport then publishes a report at once).
+   */
+  applyCensus(running: ReadonlyMap<string, ReadonlyMap<string, number>>, now: number): boolean {
+    const until = now + CENSUS_LEASE_INTERVALS * this.policy.gossipIntervalMs;
+    let released = false;
+    for (const [holder, pools] of running) {
+      // Pools counting this holder, and pools the workers name that it did not.
+      const visit = new Set<Pool>();
+      for (const pool of this.haunted) visit.add(pool);
+      for (const key of pools.keys()) {
+        const pool = this.tenants.byKey.get(key);
+        if (pool) visit.add(pool);
+      }
+      for (const pool of visit) {
+        const freed = pool.countGhost(holder, pools.get(pool.key) ?? 0, until);
+        if (pool.ghostSlots === 0) this.haunted.delete(pool);
+        else this.haunted.add(pool);
+        if (this.windfall(pool, freed, now)) released = true;
+        // A ghost that grew (its estimate was low) lowers the share at once.
+        else this.track(pool, pool.recompute(this.shareContext(now)));
+      }
+    }
+    return released;
+  }
+
+  /** Freed departed peers' slots: every survivor takes its equal part at once. */
+  private windfall(pool: Pool, freed: number, now: number): boolean {
+    if (freed <= 0) return false;
+    pool.grantWindfall(freed, this.peers.size + 1, this.seq);
+    this.track(pool, pool.recompute(this.shareContext(now)));
+    return true;
   }
 
   private settle(pool: Pool): void {

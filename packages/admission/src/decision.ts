@@ -24,6 +24,8 @@ export interface Ticket {
   readonly kind: "ticket";
   readonly tenantId: string;
   readonly functionName: string;
+  /** The key of the pool whose slot it holds (reports and worker censuses name pools by it). */
+  readonly pool: string;
   /** When it was admitted, on the controller's clock. */
   readonly admittedAt: number;
 }

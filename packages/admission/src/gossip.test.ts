@@ -207,6 +207,45 @@ describe("fleet-wide safety", () => {
     expect(fleet.fleetInflight()).toBeLessThanOrEqual(10);
   });
 
+  it("with a worker census, keep exactly what a killed frontend left running counted, however long it runs", () => {
+    const fleet = exactFleet(3, 12);
+    load(fleet, [4, 4, 4], 10);
+    expect(shares(fleet)).toEqual([4, 4, 4]);
+    // Killed with 4 invocations running, which run on for 10 intervals:
+    // far past any estimate from the mean execution (one interval here).
+    fleet.kill(2, { invocationsRunOn: true });
+    fleet.notice(0, true);
+    fleet.notice(1, true);
+    for (let step = 0; step < 40; step++) {
+      fleet.now += TICK / 4;
+      fleet.census(0);
+      fleet.census(1);
+      if (step % 4 === 0) {
+        fleet.tickAll();
+        fleet.deliverAll();
+      }
+      // Both survivors surge all along.
+      for (const f of [0, 1]) for (let i = 0; i < 12; i++) fleet.admit(f, "t");
+      expect(fleet.fleetInflight()).toBeLessThanOrEqual(12);
+    }
+    expect(fleet.fleetInflight()).toBe(12);
+    // Three of them end: the next census frees their slots at once, each
+    // survivor taking its equal part before it hears the other.
+    for (let i = 0; i < 3; i++) fleet.endInvocationOf(2);
+    expect(fleet.census(0)).toBe(true);
+    expect(fleet.census(1)).toBe(true);
+    for (const f of [0, 1]) for (let i = 0; i < 12; i++) fleet.admit(f, "t");
+    expect(fleet.fleetInflight()).toBeLessThanOrEqual(12);
+    expect(fleet.tickets[0]!.length + fleet.tickets[1]!.length).toBe(10);
+    // The last one ends; once the survivors hear each other the split is whole.
+    fleet.endInvocationOf(2);
+    fleet.census(0);
+    fleet.census(1);
+    expect(fleet.controller(0).ghostHolders()).toEqual([]);
+    load(fleet, [6, 6, 0], 5);
+    expect(shares(fleet).slice(0, 2)).toEqual([6, 6]);
+  });
+
   it("survivors that both surge after a kill take only their part of its share until they hear each other", () => {
     const fleet = exactFleet(3, 12);
     load(fleet, [2, 2, 2], 10);
@@ -256,8 +295,17 @@ describe("fleet-wide safety", () => {
     { weight: 20, arbitrary: fc.record({ kind: fc.constant("tick" as const), f: fc.nat(2) }) },
     { weight: 40, arbitrary: fc.record({ kind: fc.constant("deliver" as const), pick: fc.nat() }) },
     { weight: 10, arbitrary: fc.record({ kind: fc.constant("drop" as const), pick: fc.nat() }) },
-    { weight: 1, arbitrary: fc.record({ kind: fc.constant("kill" as const), f: fc.nat(2) }) },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        kind: fc.constant("kill" as const),
+        f: fc.nat(2),
+        runOn: fc.boolean(),
+      }),
+    },
     { weight: 10, arbitrary: fc.record({ kind: fc.constant("notice" as const), f: fc.nat(2) }) },
+    { weight: 10, arbitrary: fc.record({ kind: fc.constant("census" as const), f: fc.nat(2) }) },
+    { weight: 10, arbitrary: fc.record({ kind: fc.constant("end" as const), pick: fc.nat() }) },
     {
       weight: 20,
       arbitrary: fc.record({
@@ -269,7 +317,13 @@ describe("fleet-wide safety", () => {
 
   type Step = typeof step extends fc.Arbitrary<infer T> ? T : never;
 
-  /** Run `steps` on a 3-frontend fleet with limit `max`; after each, the fleet must hold it. */
+  /**
+   * Run `steps` on a 3-frontend fleet with limit `max`; after each, the
+   * fleet must hold it. A killed frontend's invocations may run on until
+   * `end` steps end them; survivors then count them by worker census, which
+   * (as the transport does, four times an interval) also runs as time
+   * passes.
+   */
   function runSteps(steps: ReadonlyArray<Step>, lending: boolean): void {
     const max = 12;
     const fleet = new TestFleet(
@@ -307,9 +361,16 @@ describe("fleet-wide safety", () => {
         for (let left = s.ms; left > 0; left -= 50) {
           fleet.now += Math.min(left, 50);
           fleet.keepAlive(150);
+          fleet.controllers.forEach((_c, f) => fleet.census(f));
         }
-      } else if (s.kind === "kill" && fleet.alive.filter(Boolean).length > 1) fleet.kill(s.f);
-      else if (s.kind === "notice") fleet.notice(s.f);
+      } else if (s.kind === "kill" && fleet.alive.filter(Boolean).length > 1)
+        fleet.kill(s.f, { invocationsRunOn: s.runOn });
+      else if (s.kind === "notice") fleet.notice(s.f, true);
+      else if (s.kind === "census") fleet.census(s.f);
+      else if (s.kind === "end") {
+        const dead = fleet.alive.findIndex((alive) => !alive);
+        if (dead >= 0) fleet.endInvocationOf(dead, s.pick);
+      }
       // Reports are late or lost at will, but a live frontend is heard within
       // 3 of the 5 intervals that expire it: a longer silence is a partition,
       // where each side may take what the other holds (see the README).
@@ -336,7 +397,7 @@ describe("fleet-wide safety", () => {
         fc.array(step, { minLength: 1, maxLength: 200 }),
         fc.boolean(),
         (before, victim, after, lending) =>
-          runSteps([...before, { kind: "kill", f: victim }, ...after], lending),
+          runSteps([...before, { kind: "kill", f: victim, runOn: true }, ...after], lending),
       ),
       { numRuns: 400 },
     );

@@ -88,7 +88,7 @@ export class Pool {
    * invocations run on in their sandboxes, so its slots stay counted until
    * they can have ended (see `addGhost`).
    */
-  private readonly ghosts: Array<{ slots: number; until: number }> = [];
+  private readonly ghosts: Array<{ holder: string; slots: number; until: number }> = [];
 
   constructor(
     readonly tenantId: string,
@@ -163,10 +163,35 @@ export class Pool {
    * they can have ended; until then they count as held by the others.
    * Returns whether a ghost was added.
    */
-  addGhost(slots: number, until: number): boolean {
+  addGhost(holder: string, slots: number, until: number): boolean {
     if (slots <= 0) return false;
-    this.ghosts.push({ slots, until });
+    this.ghosts.push({ holder, slots, until });
     return true;
+  }
+
+  /**
+   * The workers counted `running` invocations of the departed `holder`
+   * still running in this pool: its ghost becomes exactly that, kept at
+   * least until `until` (the next census is due well before). Returns the
+   * slots freed; a ghost may also grow (its estimate was low) or appear.
+   */
+  countGhost(holder: string, running: number, until: number): number {
+    const index = this.ghosts.findIndex((ghost) => ghost.holder === holder);
+    const ghost = this.ghosts[index];
+    if (ghost === undefined) {
+      if (running > 0) this.ghosts.push({ holder, slots: running, until });
+      return 0;
+    }
+    const freed = Math.max(0, ghost.slots - running);
+    ghost.slots = running;
+    ghost.until = Math.max(ghost.until, until);
+    if (running <= 0) this.ghosts.splice(index, 1);
+    return freed;
+  }
+
+  /** Add the departed peers whose slots this pool still counts to `into`. */
+  ghostHolders(into: Set<string>): void {
+    for (const ghost of this.ghosts) into.add(ghost.holder);
   }
 
   /** Slots departed peers may still have running. */

@@ -81,12 +81,45 @@ export class TestFleet {
     this.tickets[f] = [];
   }
 
-  /** Survivor f learns that every killed frontend is gone (its probe found nobody). */
-  notice(f: number): void {
+  /** One invocation a killed frontend left running ends. */
+  endInvocationOf(f: number, pick = 0): void {
+    if (this.alive[f]) return;
+    const list = this.tickets[f]!;
+    if (list.length > 0) list.splice(pick % list.length, 1);
+  }
+
+  /**
+   * Survivor f learns that every killed frontend is gone (its probe found
+   * nobody); with `censusFollows`, it will count their invocations with
+   * `census`.
+   */
+  notice(f: number, censusFollows = false): void {
     if (!this.alive[f]) return;
     this.controllers.forEach((c, dead) => {
-      if (!this.alive[dead]) this.controller(f).peerGone(c.frontendId, this.now);
+      if (!this.alive[dead]) this.controller(f).peerGone(c.frontendId, this.now, censusFollows);
     });
+  }
+
+  /**
+   * Survivor f asks the workers what the departed frontends it counts left
+   * running: exactly the killed frontends' tickets still held. Returns
+   * whether slots were freed.
+   */
+  census(f: number): boolean {
+    if (!this.alive[f]) return false;
+    const c = this.controller(f);
+    const holders = c.ghostHolders();
+    if (holders.length === 0) return false;
+    const running = new Map<string, Map<string, number>>();
+    for (const holder of holders) {
+      const pools = new Map<string, number>();
+      const dead = this.controllers.findIndex((d) => d.frontendId === holder);
+      for (const ticket of this.tickets[dead] ?? []) {
+        pools.set(ticket.pool, (pools.get(ticket.pool) ?? 0) + 1);
+      }
+      running.set(holder, pools);
+    }
+    return c.applyCensus(running, this.now);
   }
 
   controller(f: number): AdmissionController {

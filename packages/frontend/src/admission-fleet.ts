@@ -39,6 +39,7 @@ import { observeTenantLimits, type Logger, type TenantLimitSample } from "@gust/
 import type { Admission, Rejection, Ticket } from "./admission.js";
 import { GossipTransport } from "./gossip.js";
 import type { ResolvedFrontendOptions } from "./options.js";
+import { workerCensus } from "./worker-census.js";
 
 export interface FleetAdmissionDeps {
   registry: Pick<FunctionRegistry, "onChange" | "list" | "reservedTotal">;
@@ -72,6 +73,7 @@ export class FleetAdmission implements Admission {
   private readonly tickets = new WeakMap<Ticket, ControllerTicket>();
   private readonly rejections = new WeakMap<Rejection, ControllerRejection>();
   private lastResync = Number.NEGATIVE_INFINITY;
+  private readonly standalone: boolean;
   private stopWatching: (() => void) | undefined;
   private stopMetrics: (() => void) | undefined;
 
@@ -89,6 +91,7 @@ export class FleetAdmission implements Admission {
         : { sendLoanMessage: options.sendLoanMessage }),
     });
     this.loanWaitMs = this.controller.policy.loanTimeoutMs;
+    this.standalone = options.standalone;
   }
 
   get instanceId(): string {
@@ -164,7 +167,14 @@ export class FleetAdmission implements Admission {
     if (decision.kind === "ticket") {
       const reserved = this.controller.reservedConcurrency(tenantId, functionName) !== undefined;
       const pool = this.controller.localPool(tenantId, reserved ? functionName : "");
-      const ticket: Ticket = { kind: "ticket", tenantId, share: pool?.share, temporaryLimit };
+      const ticket: Ticket = {
+        kind: "ticket",
+        tenantId,
+        share: pool?.share,
+        temporaryLimit,
+        // Peers ask workers about a dead frontend's invocations; a standalone one has none.
+        ...(this.standalone ? {} : { slot: { frontendId: this.instanceId, pool: decision.pool } }),
+      };
       this.tickets.set(ticket, decision);
       return ticket;
     }
@@ -206,12 +216,20 @@ export class FleetAdmission implements Admission {
     return this.controller.latePeers(now, afterIntervals);
   }
 
-  peerGone(frontendId: string, now: number): boolean {
-    return this.controller.peerGone(frontendId, now);
+  peerGone(frontendId: string, now: number, censusFollows: boolean): boolean {
+    return this.controller.peerGone(frontendId, now, censusFollows);
   }
 
   releaseGhosts(now: number): boolean {
     return this.controller.releaseGhosts(now);
+  }
+
+  ghostHolders(): string[] {
+    return this.controller.ghostHolders();
+  }
+
+  applyCensus(running: ReadonlyMap<string, ReadonlyMap<string, number>>, now: number): boolean {
+    return this.controller.applyCensus(running, now);
   }
 
   // ---- operators ----------------------------------------------------------------------
@@ -319,7 +337,11 @@ export interface FleetAdmissionRuntime {
 }
 
 export function createFleetAdmission(
-  deps: FleetAdmissionDeps & { bus: Bus },
+  deps: FleetAdmissionDeps & {
+    bus: Bus;
+    /** The workers a census of a departed peer's invocations asks (WorkerDirectory.workerIds). */
+    workerIds?: () => string[];
+  },
   options: Pick<
     ResolvedFrontendOptions,
     "instanceId" | "standalone" | "fleetSizeHint" | "admissionPolicy"
@@ -333,10 +355,14 @@ export function createFleetAdmission(
     // The transport exists before anything can borrow: loans start with gossip.
     sendLoanMessage: (message) => transport.sendLoanMessage(message),
   });
+  const intervalMs = admission.controller.policy.gossipIntervalMs;
   const transport = new GossipTransport(deps.bus, admission, deps.logger, {
-    intervalMs: admission.controller.policy.gossipIntervalMs,
+    intervalMs,
     standalone: options.standalone,
     now: deps.now,
+    ...(deps.workerIds === undefined
+      ? {}
+      : { census: workerCensus(deps.bus, deps.workerIds, intervalMs) }),
   });
   return {
     admission,

@@ -13,7 +13,7 @@
  * slot across that wait. Callers must release every ticket they acquire, in
  * a `finally`, so that no failure path leaks a slot.
  */
-import type { FunctionRecord } from "@gust/protocol";
+import type { AdmissionSlot, FunctionRecord } from "@gust/protocol";
 import type { Tenant } from "@gust/registry";
 
 /**
@@ -28,6 +28,11 @@ export interface Ticket {
   readonly share?: number;
   /** The tenant's temporary limit T. */
   readonly temporaryLimit?: number;
+  /**
+   * The slot as workers count it (InvokeRequest.admission), when peers may
+   * need to ask what this frontend left running (WorkerCensus).
+   */
+  readonly slot?: AdmissionSlot;
 }
 
 export interface Rejection {

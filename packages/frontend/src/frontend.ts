@@ -86,19 +86,26 @@ export function createFrontend(
   const options = resolveFrontendOptions(frontendOptions);
   const logger = deps.logger ?? createLogger("frontend");
   const now = deps.now ?? Date.now;
-  const fleet =
-    deps.admission === undefined
-      ? createFleetAdmission(
-          { bus: deps.bus, registry: deps.registry, tenants: deps.tenants, logger, now },
-          options,
-        )
-      : undefined;
-  const admission: Admission = deps.admission ?? fleet!.admission;
   const workers = new WorkerDirectory(deps.bus, logger, {
     missedHeartbeatLimit: options.missedHeartbeatLimit,
     frontendId: options.frontendId,
     now,
   });
+  const fleet =
+    deps.admission === undefined
+      ? createFleetAdmission(
+          {
+            bus: deps.bus,
+            registry: deps.registry,
+            tenants: deps.tenants,
+            logger,
+            now,
+            workerIds: () => workers.workerIds(),
+          },
+          options,
+        )
+      : undefined;
+  const admission: Admission = deps.admission ?? fleet!.admission;
   const rollouts =
     deps.rollouts === undefined
       ? undefined

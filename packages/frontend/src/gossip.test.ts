@@ -5,7 +5,7 @@ import { createLogger } from "@gust/telemetry";
 import { afterEach, describe, expect, it } from "vitest";
 import { acquire, type Ticket } from "./admission.js";
 import { FleetAdmission } from "./admission-fleet.js";
-import { GossipTransport } from "./gossip.js";
+import { GossipTransport, type Census } from "./gossip.js";
 
 /**
  * Three frontends' admission and gossip on one in-memory bus, on a clock the
@@ -48,7 +48,12 @@ class Fleet {
   readonly logLines: string[] = [];
   now = 1_000_000;
 
-  async start(size: number): Promise<this> {
+  /**
+   * With `census`, the transports count a gone frontend's invocations as
+   * workers would: the tickets it still holds (its invocations run on until
+   * the test releases them).
+   */
+  async start(size: number, options: { census?: boolean } = {}): Promise<this> {
     const logger = createLogger("frontend", {
       level: "debug",
       write: (line) => void this.logLines.push(line),
@@ -79,6 +84,7 @@ class Fleet {
         intervalMs: 3_600_000,
         standalone: false,
         now: () => this.now,
+        ...(options.census ? { census: (ids: string[]) => Promise.resolve(this.census(ids)) } : {}),
       });
       await admission.start();
       transport.start();
@@ -87,6 +93,19 @@ class Fleet {
     }
     await this.deliver();
     return this;
+  }
+
+  census(frontendIds: string[]): Census {
+    const census = new Map<string, Map<string, number>>();
+    for (const id of frontendIds) census.set(id, new Map());
+    for (const node of this.nodes) {
+      for (const ticket of node.held) {
+        const pools = ticket.slot && census.get(ticket.slot.frontendId);
+        if (pools && ticket.slot)
+          pools.set(ticket.slot.pool, (pools.get(ticket.slot.pool) ?? 0) + 1);
+      }
+    }
+    return census;
   }
 
   node(i: number): Node {
@@ -182,6 +201,27 @@ describe("gossip between frontends on one bus", () => {
     expect(fleet.node(0).admission.controller.peerCount).toBe(1);
     expect(fleet.node(1).admission.controller.peerCount).toBe(1);
     expect(fleet.logLines.some((line) => line.includes("a peer frontend is gone"))).toBe(true);
+  });
+
+  it("counts what a gone frontend left running with a worker census, and frees it as it ends", async () => {
+    fleet = await new Fleet().start(3, { census: true });
+    await fleet.load([30, 30, 30], 20);
+    const gone = fleet.node(2);
+    const leftRunning = gone.held.length;
+    expect(leftRunning).toBeGreaterThan(20);
+    gone.transport.stop();
+    gone.alive = false;
+    // Its invocations run on for many intervals: the survivors keep exactly
+    // them counted, long past any estimate from the mean execution.
+    await fleet.load([30, 30, 0], 10);
+    expect(fleet.node(0).admission.controller.peerCount).toBe(1);
+    expect(fleet.node(0).admission.controller.ghostHolders()).toEqual(["fe-2"]);
+    expect(fleet.shares()[0]! + fleet.shares()[1]! + leftRunning).toBeLessThanOrEqual(100);
+    // They end: the next census frees their slots.
+    gone.held.splice(0);
+    await fleet.load([30, 30, 0], 3);
+    expect(fleet.node(0).admission.controller.ghostHolders()).toEqual([]);
+    expect(fleet.shares()[0]! + fleet.shares()[1]!).toBe(100);
   });
 
   it("keeps a live frontend whose reports are lost: it answers the probe", async () => {

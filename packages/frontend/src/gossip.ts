@@ -7,6 +7,8 @@
  *   gust.v1.gossip.loan.<id> → receiveLoanMessage (loans addressed to this frontend)
  *   gust.v1.gossip.probe.<id> → an empty reply: "I am here"
  *   a peer's report late     → request its probe subject; "no responders" → peerGone
+ *   a gone peer's slots held → ask every worker what of its invocations still
+ *                              runs (options.census) → applyCensus, until none do
  *   bus status               → connectivity(connected)
  *
  * Reports and loan messages go out in their compact wire form
@@ -56,10 +58,18 @@ export interface GossipEndpoint {
   receiveLoanMessage(value: unknown, now: number): void;
   connectivity(connected: boolean, now: number): void;
   latePeers(now: number, afterIntervals: number): string[];
-  peerGone(frontendId: string, now: number): boolean;
+  /** `censusFollows`: a worker census will say what it left running (applyCensus). */
+  peerGone(frontendId: string, now: number, censusFollows: boolean): boolean;
   /** Free departed peers' slots whose invocations can have ended; true if any were. */
   releaseGhosts(now: number): boolean;
+  /** Departed peers whose invocations may still run on workers. */
+  ghostHolders(): string[];
+  /** What the workers counted of those still running; true if slots were freed. */
+  applyCensus(running: Census, now: number): boolean;
 }
+
+/** frontendId → admission pool key → invocations still running, over every worker. */
+export type Census = ReadonlyMap<string, ReadonlyMap<string, number>>;
 
 export interface GossipTransportOptions {
   intervalMs: number;
@@ -67,6 +77,13 @@ export interface GossipTransportOptions {
   standalone: boolean;
   /** @default Date.now */
   now?: () => number;
+  /**
+   * Ask every worker what these departed frontends' invocations still run
+   * there; undefined when some worker did not answer. Absent: a departed
+   * peer's slots stay counted for the controller's estimate of how long its
+   * invocations run.
+   */
+  census?: (frontendIds: string[]) => Promise<Census | undefined>;
 }
 
 /** A peer this many of its intervals late is probed. */
@@ -93,6 +110,7 @@ export class GossipTransport {
   private connected = true;
   private readonly junkLoggedAt = new Map<string, number>();
   private readonly probing = new Set<string>();
+  private censusing = false;
   /** Reports published and their bytes, since start (for operators and the benchmark). */
   readonly sent = { reports: 0, bytes: 0, loanMessages: 0, loanBytes: 0 };
 
@@ -128,6 +146,7 @@ export class GossipTransport {
           // A departed peer's slots freed between ticks: announce the raised
           // claim now, so the survivors' acknowledgements come sooner.
           if (this.endpoint.releaseGhosts(this.now())) this.tick();
+          this.countGhosts();
         },
         Math.max(1, this.options.intervalMs / PROBE_CHECKS_PER_INTERVAL),
       );
@@ -185,6 +204,7 @@ export class GossipTransport {
       this.logger.warn("could not publish the demand report", { error });
     }
     this.probeLatePeers();
+    this.countGhosts();
   }
 
   private probeLatePeers(): void {
@@ -205,7 +225,8 @@ export class GossipTransport {
           (error: unknown) => {
             // Only "nobody listens" proves the peer gone; a timeout proves nothing.
             if (!(error instanceof GustError && error.code === "no-responders")) return;
-            if (this.endpoint.peerGone(peer, this.now())) {
+            const censusFollows = this.options.census !== undefined;
+            if (this.endpoint.peerGone(peer, this.now(), censusFollows)) {
               this.logger.info("a peer frontend is gone; its share returns to the others", {
                 peer,
               });
@@ -213,11 +234,33 @@ export class GossipTransport {
               // the survivors' acknowledgements of it are what release the
               // part of the raise beyond this frontend's equal part.
               if (this.timer) this.tick();
+              this.countGhosts();
             }
           },
         )
         .finally(() => this.probing.delete(peer));
     }
+  }
+
+  /**
+   * Ask the workers what departed peers left running (one census at a
+   * time), so their slots return as soon as those invocations end.
+   */
+  private countGhosts(): void {
+    const census = this.options.census;
+    if (census === undefined || this.censusing || !this.timer || !this.connected) return;
+    const holders = this.endpoint.ghostHolders();
+    if (holders.length === 0) return;
+    this.censusing = true;
+    census(holders)
+      .then((running) => {
+        if (running === undefined || !this.timer) return;
+        if (this.endpoint.applyCensus(running, this.now())) this.tick();
+      })
+      .catch((error: unknown) => this.logger.debug("worker census failed", { error }))
+      .finally(() => {
+        this.censusing = false;
+      });
   }
 
   private onStatus(status: BusStatus): void {

@@ -27,6 +27,7 @@ import {
   MSGPACK_CONTENT_TYPE,
   rebuildError,
   Subjects,
+  type AdmissionSlot,
   type FunctionRecord,
   type InvokeRequest,
   type InvokeResult,
@@ -193,7 +194,7 @@ export class Invoker {
     countInflight(tenant.id, 1);
     let outcome = "error";
     try {
-      const result = await this.dispatch(invocation);
+      const result = await this.dispatch(invocation, admitted.slot);
       this.options.onResult?.(invocation.fn, result);
       outcome = result.outcome;
       span?.setAttribute(SpanAttributes.outcome, result.outcome);
@@ -248,7 +249,10 @@ export class Invoker {
     });
   }
 
-  private async dispatch(invocation: Invocation): Promise<InvokeResult> {
+  private async dispatch(
+    invocation: Invocation,
+    slot: AdmissionSlot | undefined,
+  ): Promise<InvokeResult> {
     const { fn, requestId } = invocation;
     if (this.directory.liveCount() === 0) throw new NoWorkerError();
     const request: InvokeRequest = {
@@ -273,6 +277,7 @@ export class Invoker {
         ? {}
         : { clientContext: invocation.clientContext }),
       ...(invocation.traceId === undefined ? {} : { traceId: invocation.traceId }),
+      ...(slot === undefined ? {} : { admission: slot }),
     };
     const data = encode(request);
     const timeoutMs = fn.timeoutSec * 1000 + this.options.invokeTimeoutMarginMs;

@@ -46,6 +46,8 @@ const SHAPES: { readonly [T in MessageType]: Shape } = {
   },
   "worker.gone": { workerId: "string" },
   "worker.discover": { frontendId: "string" },
+  "worker.census": { frontendIds: "array" },
+  "worker.census.reply": { workerId: "string", running: "object" },
   event: {
     requestId: "string",
     tenantId: "string",

@@ -70,6 +70,20 @@ export interface InvokeRequest {
   tailLog: boolean;
   /** X-Ray style trace header, handed to the sandbox as Lambda-Runtime-Trace-Id. */
   traceId?: string;
+  /**
+   * The admission slot the invocation holds: which frontend admitted it
+   * (its per-start gossip id) and in which of its admission pools. Workers
+   * count running invocations by it, so that when that frontend dies its
+   * peers can learn what it left running (WorkerCensus). Absent from
+   * frontends without fleet admission.
+   */
+  admission?: AdmissionSlot;
+}
+
+export interface AdmissionSlot {
+  frontendId: string;
+  /** The admission pool's key, opaque to workers. */
+  pool: string;
 }
 
 export type WorkerRequest = InvokeRequest;
@@ -139,6 +153,22 @@ export interface WorkerDiscover {
   frontendId: string;
 }
 
+/**
+ * A frontend asks one worker what invocations admitted by these (departed)
+ * frontends it still runs, queued for a sandbox included.
+ */
+export interface WorkerCensus {
+  type: "worker.census";
+  frontendIds: string[];
+}
+
+export interface WorkerCensusReply {
+  type: "worker.census.reply";
+  workerId: string;
+  /** frontendId → admission pool → invocations running; frontends with none are left out. */
+  running: Record<string, Record<string, number>>;
+}
+
 // ---- the async (Event) queue -------------------------------------------------
 
 export interface EventInvocation {
@@ -198,5 +228,11 @@ export interface RolloutVerdictEvent {
 }
 
 export type Message =
-  WorkerRequest | InvokeReply | WorkerAnnouncement | WorkerDiscover | EventInvocation;
+  | WorkerRequest
+  | InvokeReply
+  | WorkerAnnouncement
+  | WorkerDiscover
+  | WorkerCensus
+  | WorkerCensusReply
+  | EventInvocation;
 export type MessageType = Message["type"];

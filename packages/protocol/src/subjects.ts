@@ -10,6 +10,9 @@
  *   gust.v1.worker.discover        publish        WorkerDiscover (a frontend that starts
  *                                  asks every worker for a heartbeat now, rather than
  *                                  waiting up to one heartbeat interval to learn of them)
+ *   gust.v1.worker.census.<workerId>  request/reply  WorkerCensus → WorkerCensusReply
+ *                                  (a frontend whose peer died asks each worker what that
+ *                                  peer's invocations still run there, until none do)
  *   gust.v1.events.<tenantId>      JetStream      EventInvocation (the async queue's
  *                                  stream subjects; one stream covers gust.v1.events.>)
  *   gust.v1.gossip.demand          publish        admission DemandReport (every frontend,
@@ -50,6 +53,8 @@ export const Subjects = {
   workerHeartbeat: `${SUBJECT_PREFIX}.worker.heartbeat`,
   workerGone: `${SUBJECT_PREFIX}.worker.gone`,
   workerDiscover: `${SUBJECT_PREFIX}.worker.discover`,
+  workerCensus: (workerId: string): string =>
+    `${SUBJECT_PREFIX}.worker.census.${token(workerId, "workerId")}`,
   events: (tenantId: string): string => `${SUBJECT_PREFIX}.events.${token(tenantId, "tenantId")}`,
   allEvents: `${SUBJECT_PREFIX}.events.>`,
   gossipDemand: `${SUBJECT_PREFIX}.gossip.demand`,

@@ -8,7 +8,7 @@ import { zipFiles } from "@gust/bundle";
 import type { BundleFile } from "@gust/bundle";
 import type { Bus } from "@gust/bus";
 import { Subjects, decodeAs, encode, functionArn } from "@gust/protocol";
-import type { InvokeReply, InvokeRequest, InvokeTarget } from "@gust/protocol";
+import type { AdmissionSlot, InvokeReply, InvokeRequest, InvokeTarget } from "@gust/protocol";
 import { codeSha256Of } from "./code-cache.js";
 import type { CodeSource } from "./code-cache.js";
 import type {
@@ -78,6 +78,7 @@ export interface InvokeOptions {
   tailLog?: boolean;
   timeoutMs?: number;
   requestId?: string;
+  admission?: AdmissionSlot;
 }
 
 export async function invoke(
@@ -92,6 +93,7 @@ export async function invoke(
     target,
     payload: Buffer.from(JSON.stringify(options.payload ?? {})),
     tailLog: options.tailLog ?? false,
+    ...(options.admission === undefined ? {} : { admission: options.admission }),
   };
   const reply = await bus.request(Subjects.invoke(workerId), encode(request), {
     timeoutMs: options.timeoutMs ?? 60_000,

@@ -262,4 +262,40 @@ describe("worker on the bus", () => {
     expect(announcements.at(-1)).toEqual({ type: "worker.gone", workerId: worker.id });
     expect(worker.stats().draining).toBe(true);
   });
+
+  it("counts what each frontend's invocations run, by admission pool, for a census", async () => {
+    const { bus, code, factory, worker } = await setup();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    factory.behaviour = async (invocation, sandbox) => {
+      await held;
+      return succeed(invocation, sandbox);
+    };
+    const fn = await nodeFunction(code, "");
+    const census = async (frontendIds: string[]) => {
+      const reply = await bus.request(
+        Subjects.workerCensus(worker.id),
+        encode({ type: "worker.census", frontendIds }),
+        { timeoutMs: 5_000 },
+      );
+      return decodeAs(reply.data, "worker.census.reply");
+    };
+    const slot = (frontendId: string, pool: string) => ({ admission: { frontendId, pool } });
+    const running = [
+      invoke(bus, worker.id, fn.target, slot("fe-a", "t")),
+      invoke(bus, worker.id, fn.target, slot("fe-a", "t")),
+      invoke(bus, worker.id, fn.target, slot("fe-a", "t\u0000reserved")),
+      invoke(bus, worker.id, fn.target, slot("fe-b", "t")),
+      invoke(bus, worker.id, fn.target),
+    ];
+    await until(() => worker.stats().inflight === 5, "the invocations to arrive");
+    expect(await census(["fe-a", "fe-c"])).toEqual({
+      type: "worker.census.reply",
+      workerId: worker.id,
+      running: { "fe-a": { t: 2, "t\u0000reserved": 1 } },
+    });
+    release();
+    for (const reply of await Promise.all(running)) expect(reply.type).toBe("invoke.result");
+    expect((await census(["fe-a", "fe-b"])).running).toEqual({});
+  });
 });

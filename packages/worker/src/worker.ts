@@ -45,6 +45,7 @@ import {
   startMessageSpan,
 } from "@gust/telemetry";
 import type { Logger, Span } from "@gust/telemetry";
+import { AdmissionCensus } from "./admission-census.js";
 import { CodeCache } from "./code-cache.js";
 import type { CodeSource } from "./code-cache.js";
 import { EXECUTED_VERSION } from "./lambda-log.js";
@@ -152,6 +153,8 @@ class WorkerManager implements Worker {
   readonly #idleWaiters: Array<() => void> = [];
   #subscription: Subscription | undefined;
   #discoverSubscription: Subscription | undefined;
+  #censusSubscription: Subscription | undefined;
+  readonly #census = new AdmissionCensus();
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #stopObservingPool: (() => void) | undefined;
   #seq = 0;
@@ -187,6 +190,9 @@ class WorkerManager implements Worker {
     this.#discoverSubscription = this.#bus.subscribe(Subjects.workerDiscover, () => {
       if (!this.#closing) this.#publishHeartbeat();
     });
+    this.#censusSubscription = this.#bus.subscribe(Subjects.workerCensus(this.id), (message) =>
+      this.#onCensus(message),
+    );
     this.#publishHeartbeat();
     this.#heartbeatTimer = setInterval(
       () => this.#publishHeartbeat(),
@@ -250,6 +256,7 @@ class WorkerManager implements Worker {
       return;
     }
     this.#inflight++;
+    const untrack = this.#census.track(request.admission);
     // Continues the trace whose context the frontend put in the request's headers.
     const span = startMessageSpan(SpanNames.workerInvoke, SpanKind.SERVER, message.headers);
     span?.setAttribute(SpanAttributes.workerId, this.id);
@@ -265,9 +272,21 @@ class WorkerManager implements Worker {
       if (span !== undefined) {
         endSpan(span, reply?.type === "invoke.rejected" ? reply.error.message : undefined);
       }
+      untrack();
       this.#inflight--;
       if (this.#inflight === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
     }
+  }
+
+  #onCensus(message: BusMessage): void {
+    let frontendIds: unknown[];
+    try {
+      frontendIds = decodeAs(message.data, "worker.census").frontendIds;
+    } catch (error) {
+      this.#logger.debug("undecodable census request", { error });
+      return;
+    }
+    message.respond(encode(this.#census.answer(this.id, frontendIds)));
   }
 
   async #invoke(request: InvokeRequest, span: Span | undefined): Promise<InvokeReply> {
@@ -414,6 +433,7 @@ class WorkerManager implements Worker {
     this.#stopObservingPool?.();
     this.#subscription?.unsubscribe();
     this.#discoverSubscription?.unsubscribe();
+    this.#censusSubscription?.unsubscribe();
     await this.#pool.close();
     // Invocations whose sandboxes were just killed reply now; one stuck fetching code is not waited for.
     const patience = delay(CLOSE_PATIENCE_MS);
