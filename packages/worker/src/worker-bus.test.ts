@@ -65,6 +65,17 @@ async function until(condition: () => boolean, what: string): Promise<void> {
   }
 }
 
+/** Invocations on the factory's sandboxes wait until the returned function is called. */
+function holdInvocations(factory: FakeSandboxFactory): () => void {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  factory.behaviour = async (invocation, sandbox) => {
+    await held;
+    return succeed(invocation, sandbox);
+  };
+  return release;
+}
+
 describe("worker on the bus", () => {
   it("answers garbage with a DecodeError and keeps serving", async () => {
     const { bus, code, worker } = await setup();
@@ -232,12 +243,7 @@ describe("worker on the bus", () => {
     const { bus, code, factory, worker, announcements } = await setup({
       preinitializedPoolSize: 1,
     });
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    factory.behaviour = async (invocation, sandbox) => {
-      await held;
-      return succeed(invocation, sandbox);
-    };
+    const release = holdInvocations(factory);
     const fn = await nodeFunction(code, "");
     await until(() => worker.stats().sandboxes.preinitialized === 1, "the pool");
     const running = invoke(bus, worker.id, fn.target);
@@ -265,12 +271,7 @@ describe("worker on the bus", () => {
 
   it("counts what each frontend's invocations run, by admission pool, for a census", async () => {
     const { bus, code, factory, worker } = await setup();
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    factory.behaviour = async (invocation, sandbox) => {
-      await held;
-      return succeed(invocation, sandbox);
-    };
+    const release = holdInvocations(factory);
     const fn = await nodeFunction(code, "");
     const census = async (frontendIds: string[]) => {
       const reply = await bus.request(
