@@ -70,6 +70,8 @@ export interface GustTargetOptions {
   /** Pre-initialized sandboxes per worker. */
   pool: number;
   maxSandboxes: number;
+  /** Flags for node before gust's script (e.g. --cpu-prof). */
+  nodeArgs?: string[];
 }
 
 function benchCredential(): Credential {
@@ -118,6 +120,7 @@ export async function startDevTarget(options: GustTargetOptions): Promise<GustTa
       String(options.maxSandboxes),
     ],
     { GUST_LOG_LEVEL: "warn" },
+    options.nodeArgs,
   );
   const stop = async () => {
     await dev.stop();

@@ -21,8 +21,13 @@ export interface GustProcess {
   stop(signal?: NodeJS.Signals, graceMs?: number): Promise<void>;
 }
 
-export function spawnGust(args: string[], env: Record<string, string> = {}): GustProcess {
-  const child = spawn(process.execPath, [GUST_MAIN, ...args], {
+/** `nodeArgs` go to node before the script (flags NODE_OPTIONS refuses, such as --cpu-prof). */
+export function spawnGust(
+  args: string[],
+  env: Record<string, string> = {},
+  nodeArgs: string[] = [],
+): GustProcess {
+  const child = spawn(process.execPath, [...nodeArgs, GUST_MAIN, ...args], {
     env: { ...process.env, GUST_LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { CapacityError, functionArn } from "@gust/protocol";
 import type { InvokeTarget } from "@gust/protocol";
 import { createLogger } from "@gust/telemetry";
-import { SandboxPool } from "./sandbox-pool.js";
+import { REFILL_AFTER_ASSIGN_MS, SandboxPool } from "./sandbox-pool.js";
 import type { Lease, SandboxPoolOptions } from "./sandbox-pool.js";
 import { FakeSandboxFactory } from "./test-support.js";
 
@@ -79,6 +79,10 @@ describe("SandboxPool", () => {
     const lease = await pool.acquire(target("a"), loadCode);
     expect(lease.startKind).toBe("preinitialized");
     expect(factory.sandboxes[0]?.target?.name).toBe("a");
+    await settle();
+    // Replaced a little later, not while the assignment runs.
+    expect(pool.stats()).toMatchObject({ preinitialized: 1, busy: 1 });
+    await new Promise((resolve) => setTimeout(resolve, REFILL_AFTER_ASSIGN_MS + 10));
     await settle();
     expect(pool.stats()).toMatchObject({ preinitialized: 2, busy: 1 });
     // Pre-initialized sandboxes are spare room, not use.
