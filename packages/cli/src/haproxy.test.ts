@@ -31,10 +31,11 @@ describe("haproxyConfig", () => {
     expect(config).toContain("http-response set-header X-Gust-Frontend %[srv_name]");
   });
 
-  it("retries only connection failures, each on another frontend, over one connection per request", () => {
+  it("retries only connection failures, each on another frontend, and closes idle connections itself", () => {
     const config = haproxyConfig({ bindHost: "127.0.0.1", bindPort: 9000, servers });
     expect(config).toContain("option redispatch 1");
-    expect(config).toContain("option http-server-close");
+    expect(config).toContain("option http-keep-alive");
+    expect(config).toContain("pool-purge-delay 1s");
     expect(config).not.toMatch(/retry-on/);
   });
 

@@ -291,6 +291,15 @@ export interface ServedFrontend {
   close(): Promise<void>;
 }
 
+/**
+ * How long an idle client connection stays open: longer than a load
+ * balancer keeps its idle connections to a frontend (HAProxy in the local
+ * fleet closes them within seconds; AWS's ALB after 60 s), so that the load
+ * balancer, never the frontend, closes an idle one, and no request can be
+ * sent on a connection the frontend is closing.
+ */
+export const FRONTEND_KEEP_ALIVE_MS = 65_000;
+
 /** How long a drained server waits for its last responses to be written before close() cuts them. */
 const LAST_WRITES_MS = 2_000;
 
@@ -305,6 +314,7 @@ export function serveFrontend(frontend: Frontend, options: ServeOptions): Promis
         { fetch: frontend.app.fetch, hostname: options.host, port: options.port },
         (info: AddressInfo) => {
           server.off("error", onError);
+          if ("keepAliveTimeout" in server) server.keepAliveTimeout = FRONTEND_KEEP_ALIVE_MS;
           const host = info.family === "IPv6" ? `[${info.address}]` : info.address;
           let listenerClosed: Promise<void> | undefined;
           resolve({
