@@ -45,6 +45,7 @@
 import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { coldStarts } from "./cold-start.js";
+import { natsRoundTripMs } from "./nats-rtt.js";
 import { envChoice, envGenerator, envInteger, envList } from "./config.js";
 import {
   HANDLERS,
@@ -138,7 +139,7 @@ async function measureAll(): Promise<InvokeBenchData> {
   const progress = new Progress(
     (settings.generatorCheck ? 4 : 0) +
       1 +
-      settings.rounds * cellsPerRound +
+      settings.rounds * (cellsPerRound + (targetIds.includes("fleet") ? 1 : 0)) +
       (targetIds.includes("sls") && settings.slsRunMs > 0 ? 1 : 0) +
       (settings.coldSamples > 0 ? 2 : 0) +
       settings.scaleTrials,
@@ -212,6 +213,14 @@ async function measureAll(): Promise<InvokeBenchData> {
     progress.done();
 
     for (let round = 0; round < settings.rounds; round++) {
+      const natsUrl = (persistent.get("fleet") as GustTarget | undefined)?.natsUrl;
+      if (natsUrl !== undefined) {
+        progress.step(`round ${round + 1}/${settings.rounds}: NATS request/reply`);
+        const ms = await natsRoundTripMs(natsUrl);
+        (data.natsRoundTripMs ??= []).push(ms);
+        progress.note(`NATS request/reply: p50 ${ms.toFixed(3)} ms`);
+        progress.done();
+      }
       for (const handler of settings.handlers) {
         for (const concurrency of settings.concurrency) {
           // Rotate the order, so no target always runs right after another.

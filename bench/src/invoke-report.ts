@@ -50,6 +50,8 @@ export interface InvokeBenchData {
     rssEndMb: number;
     result: LoadResult;
   };
+  /** p50 of NATS request/reply on the fleet's server, ms, one per round. */
+  natsRoundTripMs?: number[];
   cold?: { preinitialized: number[]; spawned: number[] };
   scale?: ScaleUpTrial[];
 }
@@ -305,6 +307,21 @@ export function renderInvokeReport(
     if (failed.length > 0) lines.push(`Errors by status: ${failed.join("; ")}.`, "");
     lines.push(
       `![latency, ${HANDLER_TITLES[handler]}](${chartFile(`latency-${handler}.svg`)})`,
+      "",
+    );
+  }
+  const rtts = data.natsRoundTripMs ?? [];
+  if (rtts.length > 0) {
+    const rtt = median(rtts);
+    const p50 = (id: TargetId) =>
+      median((data.cells[`noop@1/${id}`] ?? []).map((run) => run.p50Ms));
+    const added = p50("fleet") - p50("dev");
+    lines.push(
+      `NATS request/reply on the fleet's nats-server (JS client, two connections, 300 bytes), ` +
+        `p50 per round: ${rtts.map((ms) => fmt(ms, 3)).join(", ")} ms; median ${fmt(rtt, 3)} ms. ` +
+        (Number.isFinite(added)
+          ? `The fleet's no-op p50 at 1 client over dev's: +${fmt(added, 2)} ms, ${fmt(added / rtt, 1)} round trips.`
+          : ""),
       "",
     );
   }

@@ -35,7 +35,10 @@ export interface Target {
   stop(): Promise<void>;
 }
 
-export interface GustTarget extends Target, GustEndpoint {}
+export interface GustTarget extends Target, GustEndpoint {
+  /** The fleet's nats-server. */
+  natsUrl?: string;
+}
 
 const JSON_HEADERS = {
   "content-type": "application/json",
@@ -177,6 +180,7 @@ export async function startFleetTarget(options: FleetTargetOptions): Promise<Gus
     };
     return {
       ...endpoint,
+      natsUrl: fleet.natsUrl,
       request: gustRequest(endpoint),
       stop: async () => {
         await fleet.stop();

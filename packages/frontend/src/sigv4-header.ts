@@ -11,6 +11,7 @@
  *
  * Reference: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html
  */
+import * as crypto from "node:crypto";
 import { createHash, createHmac } from "node:crypto";
 
 const ALGORITHM = "AWS4-HMAC-SHA256";
@@ -187,7 +188,15 @@ export function expectedHeaderSignature(input: HeaderSignatureInput): string | u
     .digest("hex");
 }
 
+/**
+ * Node's one-shot hash (20.12 and later; `engines` allows 20.11): it skips
+ * the Hash object, a few microseconds of every signed request.
+ */
+const oneShotHash: typeof crypto.hash | undefined =
+  typeof crypto.hash === "function" ? crypto.hash : undefined;
+
 export function sha256Hex(data: string | Uint8Array): string {
   if (typeof data !== "string" && data.byteLength === 0) return EMPTY_SHA256;
+  if (oneShotHash !== undefined) return oneShotHash("sha256", data, "hex");
   return createHash("sha256").update(data).digest("hex");
 }
