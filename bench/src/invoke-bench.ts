@@ -10,6 +10,9 @@
  * sleeps 10 ms too, for its ceiling), at each concurrency (closed loop:
  * that many clients, each sending when its answer arrives), against
  *   - node:http echo (bench/src/echo-server.ts),
+ *   - a process relay (bench/src/relay-server.ts): node:http handing each
+ *     request to a child process and back over pipes, the floor for running
+ *     every invocation in a process of its own,
  *   - `gust dev`,
  *   - a Gust fleet through its load balancer (nats-server, coordinator,
  *     workers, frontends behind HAProxy, as `gust local-fleet` starts it),
@@ -31,7 +34,7 @@
  *   BENCH_DURATION_MS (3000)     measured time per cell
  *   BENCH_WARMUP_MS (500)        unmeasured load before each cell
  *   BENCH_CONCURRENCY (1,8,64)   client counts
- *   BENCH_TARGETS (echo,dev,fleet,sls)  which targets (echo is the baseline)
+ *   BENCH_TARGETS (echo,relay,dev,fleet,sls)  which targets (echo is the baseline)
  *   BENCH_HANDLERS (noop,sleep10)
  *   BENCH_GENERATOR (autocannon) closed-loop generator: autocannon | node
  *   BENCH_GENERATOR_CHECK (1)    0 skips comparing both generators on the echo
@@ -69,12 +72,13 @@ import { startServerlessOffline } from "./serverless-offline.js";
 import {
   startDevTarget,
   startEcho,
+  startRelay,
   startFleetTarget,
   type GustTarget,
   type Target,
 } from "./targets.js";
 
-const TARGET_IDS = ["echo", "dev", "fleet", "sls"] as const;
+const TARGET_IDS = ["echo", "relay", "dev", "fleet", "sls"] as const;
 const settings: InvokeBenchSettings = {
   rounds: envInteger("BENCH_ROUNDS", 3, 1),
   durationMs: envInteger("BENCH_DURATION_MS", 3000, 100),
@@ -201,6 +205,22 @@ async function measureAll(): Promise<InvokeBenchData> {
         await invokeOnce(target, handler);
         await measure(
           target,
+          handler,
+          Math.max(...settings.concurrency),
+          0,
+          "autocannon",
+          GUST_WARM_MS,
+        );
+      }
+    }
+    if (targetIds.includes("relay")) {
+      const relay = await startRelay();
+      persistent.set("relay", relay);
+      data.targetNames["relay"] = relay.name;
+      // Its children start on demand, as sandboxes do: warm them like the functions.
+      for (const handler of settings.handlers) {
+        await measure(
+          relay,
           handler,
           Math.max(...settings.concurrency),
           0,

@@ -11,7 +11,7 @@ import type { ScaleUpTrial } from "./scale-up.js";
 import { timeToRunning } from "./scale-up.js";
 import { PALETTE, renderChart, type Panel, type Series } from "./svg-chart.js";
 
-export type TargetId = "echo" | "dev" | "fleet" | "sls";
+export type TargetId = "echo" | "relay" | "dev" | "fleet" | "sls";
 
 export interface InvokeBenchSettings {
   rounds: number;
@@ -65,6 +65,7 @@ const COLORS: Record<TargetId, string> = {
   dev: PALETTE[1]!,
   fleet: PALETTE[2]!,
   sls: PALETTE[3]!,
+  relay: PALETTE[4]!,
 };
 
 const R = "right" as const;

@@ -45,19 +45,18 @@ const JSON_HEADERS = {
   "content-length": String(PAYLOAD.length),
 };
 
-export async function startEcho(): Promise<Target> {
-  const child = spawn(
-    process.execPath,
-    [fileURLToPath(new URL("./echo-server.js", import.meta.url))],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
+/** A bench server script run as its own process, printing its port; requests go to ECHO_PATHS. */
+async function startScriptTarget(script: string, name: string): Promise<Target> {
+  const child = spawn(process.execPath, [fileURLToPath(new URL(script, import.meta.url))], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   const port = await new Promise<string>((resolve, reject) => {
     child.stdout.once("data", (chunk: Buffer) => resolve(chunk.toString("utf8").trim()));
-    child.once("exit", (code) => reject(new Error(`echo server exited (${code})`)));
+    child.once("exit", (code) => reject(new Error(`${name} exited (${code})`)));
   });
   const url = `http://127.0.0.1:${port}`;
   return {
-    name: "node:http echo",
+    name,
     ...(child.pid === undefined ? {} : { pid: child.pid }),
     request: (handler) =>
       Promise.resolve({ url: url + ECHO_PATHS[handler], headers: JSON_HEADERS }),
@@ -67,6 +66,15 @@ export async function startEcho(): Promise<Target> {
       await new Promise((resolve) => child.once("exit", resolve));
     },
   };
+}
+
+export function startEcho(): Promise<Target> {
+  return startScriptTarget("./echo-server.js", "node:http echo");
+}
+
+/** The floor for a process per invocation (relay-server.ts). */
+export function startRelay(): Promise<Target> {
+  return startScriptTarget("./relay-server.js", "process relay (floor)");
 }
 
 export interface GustTargetOptions {
