@@ -3,7 +3,7 @@
  * that garbage from the bus becomes a DecodeError, never a TypeError deep in a
  * handler.
  */
-import { decode as msgpackDecode, Encoder } from "@msgpack/msgpack";
+import { Decoder, Encoder } from "@msgpack/msgpack";
 import { DecodeError } from "./errors.js";
 import type { Message, MessageType } from "./messages.js";
 
@@ -14,6 +14,9 @@ import type { Message, MessageType } from "./messages.js";
  * buffer stays as large as the largest message encoded (a few MB at most).
  */
 const encoder = new Encoder({ ignoreUndefined: true });
+/** Likewise one decoder: `decode()` builds one per call. Re-entry is handled by Decoder itself. */
+const decoder = new Decoder();
+const msgpackDecode = (bytes: Uint8Array): unknown => decoder.decode(bytes);
 
 export function encode(message: Message): Uint8Array {
   return encoder.encode(message);
