@@ -4,11 +4,13 @@
  * bootstrap of AWS's custom-runtime tutorial.
  */
 import { readFile, readdir, readlink, stat } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MemoryBus } from "@gust/bus";
 import { createLogger } from "@gust/telemetry";
 import { runningAsRoot } from "./sandbox-isolation.js";
+import { SANDBOX_NICE } from "./sandbox-process.js";
 import { startWorker } from "./worker.js";
 import type { Worker } from "./worker.js";
 import {
@@ -182,6 +184,15 @@ describe("sandbox isolation", () => {
     expect(Object.keys(env).sort()).toEqual(
       [...lambdaVariables, "OWN_SETTING", "NODE_OPTIONS"].sort(),
     );
+  });
+
+  it("runs a sandbox below the worker's CPU priority", async () => {
+    const fn = await nodeFunction(
+      code,
+      `import os from "node:os"; export const handler = async () => ({ nice: os.getPriority() });`,
+    );
+    const reply = resultOf(await invoke(bus, worker.id, fn.target));
+    expect(payloadOf(reply)).toEqual({ nice: os.getPriority() + SANDBOX_NICE });
   });
 
   it("lets a Node.js handler read its code and write its temp dir, and nothing else", async () => {
