@@ -96,6 +96,16 @@ export const PROBE_AFTER_INTERVALS = 1.25;
  */
 const PROBE_CHECKS_PER_INTERVAL = 4;
 
+/**
+ * For this many intervals after a peer is found gone, a report goes out at
+ * the next check after one is heard, not only at the tick: each report
+ * acknowledges the latest it has heard, so the survivors' raises (the part
+ * beyond their equal shares of the departed peer's slots) are acknowledged
+ * within a fraction of an interval. At most PROBE_CHECKS_PER_INTERVAL extra
+ * reports an interval, and only then.
+ */
+const FAST_ACK_INTERVALS = 2;
+
 /** A sender of junk is logged at most this often. */
 const JUNK_LOG_INTERVAL_MS = 60_000;
 /** Senders remembered for that; junk can name any sender, so the memory is bounded. */
@@ -111,6 +121,9 @@ export class GossipTransport {
   private readonly junkLoggedAt = new Map<string, number>();
   private readonly probing = new Set<string>();
   private censusing = false;
+  /** Until when reports answer reports (FAST_ACK_INTERVALS). */
+  private fastAcksUntil = 0;
+  private heardSinceReport = false;
   /** Reports published and their bytes, since start (for operators and the benchmark). */
   readonly sent = { reports: 0, bytes: 0, loanMessages: 0, loanBytes: 0 };
 
@@ -146,6 +159,7 @@ export class GossipTransport {
           // A departed peer's slots freed between ticks: announce the raised
           // claim now, so the survivors' acknowledgements come sooner.
           if (this.endpoint.releaseGhosts(this.now())) this.tick();
+          else if (this.heardSinceReport && this.now() < this.fastAcksUntil) this.tick();
           this.countGhosts();
         },
         Math.max(1, this.options.intervalMs / PROBE_CHECKS_PER_INTERVAL),
@@ -198,6 +212,7 @@ export class GossipTransport {
     try {
       const data = encodeRecord(reportToWire(report));
       this.bus.publish(Subjects.gossipDemand, data);
+      this.heardSinceReport = false;
       this.sent.reports++;
       this.sent.bytes += data.byteLength;
     } catch (error) {
@@ -227,6 +242,7 @@ export class GossipTransport {
             if (!(error instanceof GustError && error.code === "no-responders")) return;
             const censusFollows = this.options.census !== undefined;
             if (this.endpoint.peerGone(peer, this.now(), censusFollows)) {
+              this.fastAcksUntil = this.now() + FAST_ACK_INTERVALS * this.options.intervalMs;
               this.logger.info("a peer frontend is gone; its share returns to the others", {
                 peer,
               });
@@ -287,7 +303,10 @@ export class GossipTransport {
     const sender = reportSender(value);
     if (sender === this.endpoint.instanceId) return;
     const report = reportFromWire(value);
-    if (this.endpoint.receiveReport(report, this.now())) return;
+    if (this.endpoint.receiveReport(report, this.now())) {
+      this.heardSinceReport = true;
+      return;
+    }
     // Not taken: stale or duplicate (normal), or not a report at all.
     if (parseDemandReport(report) === undefined) {
       this.junk("a gossip message that is not a demand report", sender, undefined);
