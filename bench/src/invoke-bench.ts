@@ -64,7 +64,7 @@ import {
   type InvokeBenchSettings,
   type TargetId,
 } from "./invoke-report.js";
-import { runLoad, type Generator, type LoadResult } from "./load.js";
+import { closedLoop, runLoad, type Generator, type LoadResult } from "./load.js";
 import { loadLine, machineLine, rssMb } from "./proc.js";
 import { Progress } from "./progress.js";
 import { scaleUpTrial } from "./scale-up.js";
@@ -116,18 +116,11 @@ async function measure(
   generator: Generator = settings.generator,
   durationMs = settings.durationMs,
 ): Promise<LoadResult> {
-  const { url, headers } = await target.request(handler);
-  return runLoad({
-    url,
-    headers,
-    bodyBase64: Buffer.from(PAYLOAD).toString("base64"),
-    mode: "closed",
-    generator,
+  return closedLoop(await target.request(handler), {
     concurrency,
-    rate: 0,
     warmupMs,
     durationMs,
-    expectStatus: 200,
+    generator,
   });
 }
 

@@ -7,6 +7,7 @@
  */
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { PAYLOAD } from "./handlers.js";
 import type { HistogramPairs } from "./histogram.js";
 import type { Credential } from "./signing.js";
 
@@ -97,5 +98,24 @@ export function runLoad(
       if (code === 0 && result) resolve(result);
       else reject(new Error(`load runner exited (${code}): ${errors.trim()}`));
     });
+  });
+}
+
+/** A closed loop of `concurrency` clients posting the benchmark's payload to one URL. */
+export function closedLoop(
+  request: { url: string; headers: Record<string, string> },
+  options: { concurrency: number; warmupMs: number; durationMs: number; generator?: Generator },
+): Promise<LoadResult> {
+  return runLoad({
+    url: request.url,
+    headers: request.headers,
+    bodyBase64: Buffer.from(PAYLOAD).toString("base64"),
+    mode: "closed",
+    generator: options.generator ?? "autocannon",
+    concurrency: options.concurrency,
+    rate: 0,
+    warmupMs: options.warmupMs,
+    durationMs: options.durationMs,
+    expectStatus: 200,
   });
 }

@@ -17,8 +17,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { envChoice, envInteger } from "./config.js";
-import { HANDLERS, HANDLER_NAMES, PAYLOAD, createFunction, invokeOnce } from "./handlers.js";
-import { runLoad } from "./load.js";
+import { HANDLERS, HANDLER_NAMES, createFunction, invokeOnce } from "./handlers.js";
+import { closedLoop } from "./load.js";
 import { startDevTarget } from "./targets.js";
 
 interface ProfileNode {
@@ -88,18 +88,10 @@ async function main(): Promise<void> {
   try {
     await createFunction(target, handler, HANDLERS[handler]);
     await invokeOnce(target, handler);
-    const { url, headers } = await target.request(handler);
-    const result = await runLoad({
-      url,
-      headers,
-      bodyBase64: Buffer.from(PAYLOAD).toString("base64"),
-      mode: "closed",
-      generator: "autocannon",
+    const result = await closedLoop(await target.request(handler), {
       concurrency: clients,
-      rate: 0,
       warmupMs: 2000,
       durationMs,
-      expectStatus: 200,
     });
     requests = result.requests;
     process.stderr.write(
