@@ -16,6 +16,7 @@
  *   - `gust dev`,
  *   - a Gust fleet through its load balancer (nats-server, coordinator,
  *     workers, frontends behind HAProxy, as `gust local-fleet` starts it),
+ *     and the same fleet straight at one of its frontends (what HAProxy adds),
  *   - serverless-offline 13 (Serverless Framework 3), a fresh instance per
  *     cell because it slows down the longer it runs.
  * Cells run interleaved, round by round (target order rotating), so drift on
@@ -34,7 +35,8 @@
  *   BENCH_DURATION_MS (3000)     measured time per cell
  *   BENCH_WARMUP_MS (500)        unmeasured load before each cell
  *   BENCH_CONCURRENCY (1,8,64)   client counts
- *   BENCH_TARGETS (echo,relay,dev,fleet,sls)  which targets (echo is the baseline)
+ *   BENCH_TARGETS (echo,relay,dev,fleet,frontend,sls)  which targets (echo is the
+ *                                baseline; frontend: the fleet straight at one frontend)
  *   BENCH_HANDLERS (noop,sleep10)
  *   BENCH_GENERATOR (autocannon) closed-loop generator: autocannon | node
  *   BENCH_GENERATOR_CHECK (1)    0 skips comparing both generators on the echo
@@ -78,7 +80,7 @@ import {
   type Target,
 } from "./targets.js";
 
-const TARGET_IDS = ["echo", "relay", "dev", "fleet", "sls"] as const;
+const TARGET_IDS = ["echo", "relay", "dev", "fleet", "frontend", "sls"] as const;
 const settings: InvokeBenchSettings = {
   rounds: envInteger("BENCH_ROUNDS", 3, 1),
   durationMs: envInteger("BENCH_DURATION_MS", 3000, 100),
@@ -178,16 +180,18 @@ async function measureAll(): Promise<InvokeBenchData> {
     if (targetIds.includes("dev")) {
       persistent.set("dev", await startDevTarget({ pool: POOL, maxSandboxes: MAX_SANDBOXES }));
     }
-    if (targetIds.includes("fleet")) {
-      persistent.set(
-        "fleet",
-        await startFleetTarget({
-          pool: POOL,
-          maxSandboxes: MAX_SANDBOXES,
-          frontends: settings.fleetFrontends,
-          workers: settings.fleetWorkers,
-        }),
-      );
+    if (targetIds.includes("fleet") || targetIds.includes("frontend")) {
+      const fleet = await startFleetTarget({
+        pool: POOL,
+        maxSandboxes: MAX_SANDBOXES,
+        frontends: settings.fleetFrontends,
+        workers: settings.fleetWorkers,
+      });
+      persistent.set("fleet", fleet);
+      if (targetIds.includes("frontend") && fleet.direct !== undefined) {
+        persistent.set("frontend", fleet.direct);
+        data.targetNames["frontend"] = fleet.direct.name;
+      }
     }
     for (const id of ["dev", "fleet"] as const) {
       const target = persistent.get(id) as GustTarget | undefined;

@@ -11,7 +11,7 @@ import type { ScaleUpTrial } from "./scale-up.js";
 import { timeToRunning } from "./scale-up.js";
 import { PALETTE, renderChart, type Panel, type Series } from "./svg-chart.js";
 
-export type TargetId = "echo" | "relay" | "dev" | "fleet" | "sls";
+export type TargetId = "echo" | "relay" | "dev" | "fleet" | "frontend" | "sls";
 
 export interface InvokeBenchSettings {
   rounds: number;
@@ -66,6 +66,7 @@ const COLORS: Record<TargetId, string> = {
   fleet: PALETTE[2]!,
   sls: PALETTE[3]!,
   relay: PALETTE[4]!,
+  frontend: PALETTE[5]!,
 };
 
 const R = "right" as const;
@@ -321,7 +322,10 @@ export function renderInvokeReport(
       `NATS request/reply on the fleet's nats-server (JS client, two connections, 300 bytes), ` +
         `p50 per round: ${rtts.map((ms) => fmt(ms, 3)).join(", ")} ms; median ${fmt(rtt, 3)} ms. ` +
         (Number.isFinite(added)
-          ? `The fleet's no-op p50 at 1 client over dev's: +${fmt(added, 2)} ms, ${fmt(added / rtt, 1)} round trips.`
+          ? `The fleet's no-op p50 at 1 client over dev's: +${fmt(added, 2)} ms, ${fmt(added / rtt, 1)} round trips` +
+            (Number.isFinite(p50("frontend"))
+              ? `; of which the load balancer ${fmt(p50("fleet") - p50("frontend"), 2)} ms (${fmt((p50("fleet") - p50("frontend")) / rtt, 1)}) and the rest of the fleet, straight at a frontend, ${fmt(p50("frontend") - p50("dev"), 2)} ms (${fmt((p50("frontend") - p50("dev")) / rtt, 1)}).`
+              : ".")
           : ""),
       "",
     );

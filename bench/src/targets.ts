@@ -38,6 +38,8 @@ export interface Target {
 export interface GustTarget extends Target, GustEndpoint {
   /** The fleet's nats-server. */
   natsUrl?: string;
+  /** The same fleet reached straight at one frontend, without the load balancer. */
+  direct?: GustTarget;
 }
 
 const JSON_HEADERS = {
@@ -186,9 +188,28 @@ export async function startFleetTarget(options: FleetTargetOptions): Promise<Gus
       url: fleet.url,
       credential,
     };
+    const first = fleet.frontends[0];
+    const direct =
+      first === undefined
+        ? undefined
+        : {
+            name: "gust fleet, straight to a frontend",
+            url: first.url,
+            credential,
+          };
     return {
       ...endpoint,
       natsUrl: fleet.natsUrl,
+      ...(direct === undefined
+        ? {}
+        : {
+            direct: {
+              ...direct,
+              request: gustRequest(direct),
+              // The fleet's own stop ends it.
+              stop: () => Promise.resolve(),
+            },
+          }),
       request: gustRequest(endpoint),
       stop: async () => {
         await fleet.stop();
