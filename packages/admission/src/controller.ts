@@ -255,6 +255,14 @@ export class AdmissionController {
     if (!previous) return false;
     this.lending.borrowerSettled(report.frontendId, report.loansSettledThrough);
     const context = this.shareContext(now);
+    // A peer found gone that is heard again (its connection came back)
+    // counts its own invocations in its reports: its ghosts would count
+    // them twice, and a census would keep them as long as it is busy.
+    for (const pool of this.haunted) {
+      if (!pool.dropGhost(report.frontendId)) continue;
+      if (pool.ghostSlots === 0) this.haunted.delete(pool);
+      this.track(pool, pool.recompute(context));
+    }
     if (context.acknowledgedSeq !== acknowledgedBefore) {
       for (const pool of [...this.held]) this.track(pool, pool.settle(context.acknowledgedSeq));
     }

@@ -246,6 +246,23 @@ describe("fleet-wide safety", () => {
     expect(shares(fleet).slice(0, 2)).toEqual([6, 6]);
   });
 
+  it("forget a departed frontend's ghost when it is heard again, so its busy invocations are not counted twice", () => {
+    const fleet = exactFleet(3, 12);
+    load(fleet, [4, 4, 4], 10);
+    // Its connection drops: found gone, with its 4 invocations running on.
+    fleet.kill(2, { invocationsRunOn: true });
+    fleet.notice(0, true);
+    fleet.census(0);
+    expect(fleet.controller(0).ghostHolders()).toEqual(["fe-2"]);
+    // Its connection comes back and its reports count those 4 itself.
+    fleet.alive[2] = true;
+    fleet.tick(2);
+    fleet.deliverAll();
+    expect(fleet.controller(0).ghostHolders()).toEqual([]);
+    load(fleet, [4, 4, 4], 5);
+    expect(sum(shares(fleet))).toBe(12);
+  });
+
   it("survivors that both surge after a kill take only their part of its share until they hear each other", () => {
     const fleet = exactFleet(3, 12);
     load(fleet, [2, 2, 2], 10);

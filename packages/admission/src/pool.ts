@@ -189,6 +189,18 @@ export class Pool {
     return freed;
   }
 
+  /**
+   * A departed peer is heard again (its connection came back): its reports
+   * count what it holds from now on, so its ghost goes, freeing nothing.
+   * Returns whether it had one.
+   */
+  dropGhost(holder: string): boolean {
+    const index = this.ghosts.findIndex((ghost) => ghost.holder === holder);
+    if (index < 0) return false;
+    this.ghosts.splice(index, 1);
+    return true;
+  }
+
   /** Add the departed peers whose slots this pool still counts to `into`. */
   ghostHolders(into: Set<string>): void {
     for (const ghost of this.ghosts) into.add(ghost.holder);
