@@ -2,10 +2,11 @@ import { MemoryBus, type Bus, type BusStatus } from "@gust/bus";
 import { encodeRecord, Subjects, type FunctionRecord } from "@gust/protocol";
 import type { Tenant } from "@gust/registry";
 import { createLogger } from "@gust/telemetry";
-import { afterEach, describe, expect, it } from "vitest";
+import { DEMAND_REPORT_TYPE, reportToWire, type DemandReport } from "@gust/admission";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { acquire, type Ticket } from "./admission.js";
 import { FleetAdmission } from "./admission-fleet.js";
-import { GossipTransport, type Census } from "./gossip.js";
+import { GossipTransport, type Census, type GossipEndpoint } from "./gossip.js";
 
 /**
  * Three frontends' admission and gossip on one in-memory bus, on a clock the
@@ -311,5 +312,88 @@ describe("gossip between frontends on one bus", () => {
     expect(busy.transport.sent.loanMessages).toBeGreaterThan(0);
     const lenders = fleet.nodes.slice(1).map((node) => node.admission.snapshot("acme")!);
     expect(lenders.some((snapshot) => snapshot.unreserved.lent > 0)).toBe(true);
+  });
+
+  it("answers reports with a report at the next check for two intervals after a peer is found gone", async () => {
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval", "setTimeout", "clearTimeout"] });
+    const bus = new MemoryBus();
+    let clock = 1_000_000;
+    const published: number[] = [];
+    let late = ["fe-gone"];
+    const report = (frontendId: string, seq: number): DemandReport => ({
+      type: DEMAND_REPORT_TYPE,
+      frontendId,
+      seq,
+      intervalMs: 400,
+      acks: [],
+      loansSettledThrough: 0,
+      pools: [],
+    });
+    const endpoint: GossipEndpoint = {
+      instanceId: "fe-0",
+      demandReport: (now) => {
+        published.push(now);
+        return report("fe-0", published.length);
+      },
+      receiveReport: () => true,
+      receiveLoanMessage: () => undefined,
+      connectivity: () => undefined,
+      latePeers: () => late,
+      peerGone: () => {
+        late = [];
+        return true;
+      },
+      releaseGhosts: () => false,
+      ghostHolders: () => [],
+      applyCensus: () => false,
+    };
+    const transport = new GossipTransport(
+      bus,
+      endpoint,
+      createLogger("test", { level: "silent" }),
+      {
+        intervalMs: 400,
+        standalone: false,
+        now: () => clock,
+      },
+    );
+    const advance = async (ms: number) => {
+      clock += ms;
+      await vi.advanceTimersByTimeAsync(ms);
+      for (let k = 0; k < 3; k++) await bus.flush();
+    };
+    const hear = async (seq: number) => {
+      bus.publish(Subjects.gossipDemand, encodeRecord(reportToWire(report("fe-1", seq))));
+      await bus.flush();
+    };
+    try {
+      transport.start();
+      // The first check probes the late peer; nobody answers: it is gone, and
+      // the transport reports at once.
+      await advance(100);
+      expect(published).toHaveLength(1);
+      // A peer's report is answered at the next check, not at the next tick.
+      await hear(1);
+      await advance(100);
+      expect(published).toHaveLength(2);
+      // Nothing heard, nothing answered; the tick (at 400 ms) reports as always.
+      await advance(100);
+      expect(published).toHaveLength(2);
+      await advance(100);
+      expect(published).toHaveLength(3);
+      await hear(2);
+      await advance(100);
+      expect(published).toHaveLength(4);
+      // Two intervals after the peer was found gone, reports go out at the ticks only.
+      await advance(500);
+      const before = published.length;
+      await hear(3);
+      await advance(100);
+      expect(published).toHaveLength(before);
+    } finally {
+      transport.stop();
+      await bus.close();
+      vi.useRealTimers();
+    }
   });
 });
