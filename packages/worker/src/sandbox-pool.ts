@@ -347,7 +347,9 @@ export class SandboxPool {
     entry.functionKey = key;
     entry.revisionId = target.revisionId;
     entry.memoryMb = target.memoryMb;
-    this.#scheduleRefill(50);
+    // Not at once: spawning holds this process's event loop for milliseconds
+    // (fork and exec), and this sandbox's assignment would wait behind it.
+    this.#scheduleRefill(REFILL_AFTER_ASSIGN_MS);
     try {
       await sandbox.assign(target, zip);
     } catch (error) {
