@@ -260,7 +260,7 @@ export class AdmissionController {
     // them twice, and a census would keep them as long as it is busy.
     for (const pool of this.haunted) {
       if (!pool.dropGhost(report.frontendId)) continue;
-      if (pool.ghostSlots === 0) this.haunted.delete(pool);
+      this.updateHaunted(pool);
       this.track(pool, pool.recompute(context));
     }
     if (context.acknowledgedSeq !== acknowledgedBefore) {
@@ -423,7 +423,7 @@ export class AdmissionController {
     let released = false;
     for (const pool of this.haunted) {
       const freed = pool.expireGhosts(now);
-      if (pool.ghostSlots === 0) this.haunted.delete(pool);
+      this.updateHaunted(pool);
       if (this.windfall(pool, freed, now)) released = true;
     }
     return released;
@@ -450,22 +450,27 @@ export class AdmissionController {
     let released = false;
     for (const [holder, pools] of running) {
       // Pools counting this holder, and pools the workers name that it did not.
-      const visit = new Set<Pool>();
-      for (const pool of this.haunted) visit.add(pool);
+      const visit = new Set<Pool>(this.haunted);
       for (const key of pools.keys()) {
         const pool = this.tenants.byKey.get(key);
         if (pool) visit.add(pool);
       }
       for (const pool of visit) {
-        const freed = pool.countGhost(holder, pools.get(pool.key) ?? 0, until);
-        if (pool.ghostSlots === 0) this.haunted.delete(pool);
-        else this.haunted.add(pool);
-        if (this.windfall(pool, freed, now)) released = true;
+        const change = pool.countGhost(holder, pools.get(pool.key) ?? 0, until);
+        if (change === 0) continue;
+        this.updateHaunted(pool);
+        if (change < 0) released = this.windfall(pool, -change, now) || released;
         // A ghost that grew (its estimate was low) lowers the share at once.
         else this.track(pool, pool.recompute(this.shareContext(now)));
       }
     }
     return released;
+  }
+
+  /** A pool counts departed peers' slots while it has ghosts; releaseGhosts visits only those. */
+  private updateHaunted(pool: Pool): void {
+    if (pool.ghostSlots === 0) this.haunted.delete(pool);
+    else this.haunted.add(pool);
   }
 
   /** Freed departed peers' slots: every survivor takes its equal part at once. */

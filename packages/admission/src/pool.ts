@@ -173,20 +173,22 @@ export class Pool {
    * The workers counted `running` invocations of the departed `holder`
    * still running in this pool: its ghost becomes exactly that, kept at
    * least until `until` (the next census is due well before). Returns the
-   * slots freed; a ghost may also grow (its estimate was low) or appear.
+   * change in slots counted: negative when slots were freed, positive when
+   * the ghost grew (its estimate was low) or appeared, 0 when unchanged.
    */
   countGhost(holder: string, running: number, until: number): number {
     const index = this.ghosts.findIndex((ghost) => ghost.holder === holder);
     const ghost = this.ghosts[index];
     if (ghost === undefined) {
-      if (running > 0) this.ghosts.push({ holder, slots: running, until });
-      return 0;
+      if (running <= 0) return 0;
+      this.ghosts.push({ holder, slots: running, until });
+      return running;
     }
-    const freed = Math.max(0, ghost.slots - running);
+    const change = running - ghost.slots;
     ghost.slots = running;
     ghost.until = Math.max(ghost.until, until);
     if (running <= 0) this.ghosts.splice(index, 1);
-    return freed;
+    return change;
   }
 
   /**
