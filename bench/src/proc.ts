@@ -1,8 +1,10 @@
 /**
  * What the benchmark reads about processes and the machine: resident memory
  * of a process (and of its descendants, e.g. a worker's sandboxes), free
- * ports, and a one-line description of the machine for the reports.
+ * ports, a one-line description of the machine for the reports, and a
+ * child process's stop.
  */
+import type { ChildProcess } from "node:child_process";
 import { readFile, readdir } from "node:fs/promises";
 import { createServer, type AddressInfo } from "node:net";
 import { cpus, loadavg, release, totalmem } from "node:os";
@@ -75,4 +77,23 @@ export function loadLine(): string {
   return loadavg()
     .map((value) => value.toFixed(2))
     .join(" / ");
+}
+
+/**
+ * A stop for `child`: `signal` unless it has exited, SIGKILL after
+ * `graceMs`, resolved once it has exited (its exit awaited from now on, so
+ * one before the stop is not missed).
+ */
+export function childStopper(
+  child: ChildProcess,
+  signal: NodeJS.Signals,
+  graceMs: number,
+): () => Promise<void> {
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  return async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    await exited;
+    clearTimeout(timer);
+  };
 }

@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { TIMED_SLEEP_HANDLER, createFunction, invokePath } from "./handlers.js";
+import { childStopper } from "./proc.js";
 import { signedHeaders } from "./signing.js";
 import { writeTenantsFile } from "./targets.js";
 
@@ -73,13 +74,7 @@ async function startDevHost(tenantsFile: string, options: ScaleUpOptions) {
   );
   let output = "";
   child.stderr.on("data", (chunk: Buffer) => (output = (output + String(chunk)).slice(-8_000)));
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-    await exited;
-    clearTimeout(timer);
-  };
+  const stop = childStopper(child, "SIGTERM", 30_000);
   const url = await new Promise<string>((resolve, reject) => {
     child.stdout.once("data", (chunk: Buffer) => resolve(String(chunk).trim()));
     child.once("exit", (code) => reject(new Error(`dev host exited (${code}): ${output}`)));

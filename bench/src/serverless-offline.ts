@@ -17,7 +17,7 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { HANDLERS, HANDLER_NAMES, PAYLOAD, invokePath } from "./handlers.js";
-import { freePort } from "./proc.js";
+import { childStopper, freePort } from "./proc.js";
 import type { Target } from "./targets.js";
 
 const require = createRequire(import.meta.url);
@@ -77,12 +77,9 @@ export async function startServerlessOffline(): Promise<Target> {
   const keep = (chunk: Buffer) => (output = (output + chunk.toString("utf8")).slice(-8_000));
   child.stdout.on("data", keep);
   child.stderr.on("data", keep);
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const stopChild = childStopper(child, "SIGINT", 5_000);
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGINT");
-    const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-    await exited;
-    clearTimeout(timer);
+    await stopChild();
     await rm(dir, { recursive: true, force: true });
   };
   const base = `http://127.0.0.1:${ports.lambdaPort}`;
