@@ -47,8 +47,11 @@ export async function startDev(options: DevOptions = {}): Promise<DevServer> {
         ...(options.tenants === undefined ? {} : { tenants: options.tenants }),
       }),
     );
-    services.push(await startWorkerService(infra, options.worker));
+    const worker = await startWorkerService(infra, options.worker);
+    services.push(worker);
     const frontend = await startFrontendService(infra, {
+      // The worker shares the process: invocations reach it without encoding.
+      localWorkers: [worker.worker],
       host: options.host ?? "127.0.0.1",
       port: options.port ?? DEFAULT_DEV_PORT,
       // The only frontend: it admits each tenant's whole limit, without gossip.

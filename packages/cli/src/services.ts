@@ -11,6 +11,7 @@ import {
   serveFrontend,
   type DrainOptions,
   type FrontendOptions,
+  type LocalWorker,
 } from "@gust/frontend";
 import { Buckets } from "@gust/protocol";
 import { FunctionRegistry, RolloutStore, TenantDirectory } from "@gust/registry";
@@ -36,6 +37,8 @@ export interface FrontendServiceOptions {
   host: string;
   port: number;
   frontend?: FrontendOptions;
+  /** Workers in this process, reached without the bus (`gust dev`). */
+  localWorkers?: readonly LocalWorker[];
 }
 
 async function openRegistry(infra: Infrastructure, region?: string): Promise<FunctionRegistry> {
@@ -56,7 +59,15 @@ export async function startFrontendService(
   const tenants = await TenantDirectory.open(await infra.kv(Buckets.tenants), logger);
   const rollouts = await RolloutStore.open(await infra.kv(Buckets.rollouts), logger);
   const frontend = createFrontend(
-    { bus: infra.bus, eventQueue: await infra.eventQueue(), registry, tenants, rollouts, logger },
+    {
+      bus: infra.bus,
+      eventQueue: await infra.eventQueue(),
+      registry,
+      tenants,
+      rollouts,
+      logger,
+      ...(options.localWorkers === undefined ? {} : { localWorkers: options.localWorkers }),
+    },
     options.frontend,
   );
   await frontend.start();

@@ -28,7 +28,7 @@ import { EventDispatcher } from "./event-dispatcher.js";
 import { mountHealthChecks } from "./health.js";
 import type { FrontendEnv, Services } from "./http-context.js";
 import { registerInvokeApi } from "./invoke-api.js";
-import { Invoker } from "./invoker.js";
+import { Invoker, type LocalWorker } from "./invoker.js";
 import { resolveFrontendOptions, type FrontendOptions } from "./options.js";
 import { registerRolloutApi } from "./rollout-api.js";
 import { RolloutReporter } from "./rollout-reporter.js";
@@ -57,6 +57,8 @@ export interface FrontendDeps {
   admission?: Admission;
   /** The clock, for tests. @default Date.now */
   now?: () => number;
+  /** Workers running in this process (`gust dev`): invocations reach them without the bus. */
+  localWorkers?: readonly LocalWorker[];
 }
 
 export interface Frontend {
@@ -118,6 +120,9 @@ export function createFrontend(
       : new RolloutShadow(deps.rollouts, deps.registry.runtimeVersions, rollouts);
   const invoker = new Invoker(deps.bus, admission, workers, logger, {
     maxWorkerTries: options.maxWorkerTries,
+    ...(deps.localWorkers === undefined
+      ? {}
+      : { localWorkers: new Map(deps.localWorkers.map((worker) => [worker.id, worker])) }),
     invokeTimeoutMarginMs: options.invokeTimeoutMarginMs,
     runtimeVersionFor: (fn) => shadows?.choose(fn) ?? deps.registry.runtimeVersions.choose(fn),
     ...(rollouts === undefined ? {} : { onResult: (fn, result) => rollouts.record(fn, result) }),

@@ -47,6 +47,7 @@ export { InvocationTypes } from "./invoke-api.js";
 export type { Frontend, FrontendDeps, ServeOptions, ServedFrontend } from "./frontend.js";
 export type { FrontendOptions, ResolvedFrontendOptions } from "./options.js";
 export type { Admission, Ticket, Rejection } from "./admission.js";
+export type { LocalWorker } from "./invoker.js";
 export type {
   FleetAdmissionDeps,
   FleetAdmissionOptions,

@@ -19,6 +19,7 @@ import { randomUUID } from "node:crypto";
 import type { Bus, BusMessage } from "@gust/bus";
 import {
   BusHeaders,
+  BusTimeoutError,
   decodeAs,
   encode,
   GustError,
@@ -29,6 +30,7 @@ import {
   Subjects,
   type AdmissionSlot,
   type FunctionRecord,
+  type InvokeReply,
   type InvokeRequest,
   type InvokeResult,
   type SerializedError,
@@ -119,8 +121,24 @@ export function isCapacityShortage(error: unknown): boolean {
   );
 }
 
+/**
+ * A worker in the frontend's own process (`gust dev`): invocations routed to
+ * it are handed over as objects, without encoding them and their replies for
+ * the bus. Routing, admission, retries, timeouts and worker loss are as for
+ * any worker.
+ */
+export interface LocalWorker {
+  readonly id: string;
+  invokeLocal(
+    request: InvokeRequest,
+    headers: Readonly<Record<string, string>>,
+  ): Promise<InvokeReply>;
+}
+
 export interface InvokerOptions {
   maxWorkerTries: number;
+  /** Workers sharing this process, by id. */
+  localWorkers?: ReadonlyMap<string, LocalWorker>;
   invokeTimeoutMarginMs: number;
   /**
    * The runtime version an invocation runs on, chosen per invocation from
@@ -279,7 +297,8 @@ export class Invoker {
       ...(invocation.traceId === undefined ? {} : { traceId: invocation.traceId }),
       ...(slot === undefined ? {} : { admission: slot }),
     };
-    const data = encode(request);
+    // Encoded once, for the first worker tried that is not in this process.
+    let data: Uint8Array | undefined;
     const timeoutMs = fn.timeoutSec * 1000 + this.options.invokeTimeoutMarginMs;
     const headers = {
       [BusHeaders.requestId]: requestId,
@@ -296,18 +315,36 @@ export class Invoker {
       if (workerId === undefined) break;
       tried.add(workerId);
       const subject = Subjects.invoke(workerId);
+      const local = this.options.localWorkers?.get(workerId);
       // One span per worker tried; the worker's span continues from its context.
       const requestSpan = startChildSpan(SpanNames.workerRequest, invocation.span, SpanKind.CLIENT);
       requestSpan?.setAttribute(SpanAttributes.workerId, workerId);
-      requestSpan?.setAttribute(SpanAttributes.messagingSystem, "nats");
+      requestSpan?.setAttribute(SpanAttributes.messagingSystem, local ? "in-process" : "nats");
       requestSpan?.setAttribute(SpanAttributes.messagingDestination, subject);
       const claim = this.directory.claim(workerId, fn);
-      let reply: BusMessage;
+      const tracedHeaders = withTraceHeaders(requestSpan, headers);
+      let answer: InvokeReply | BusMessage;
       try {
-        reply = await this.requestWhileAlive(workerId, subject, data, {
-          timeoutMs,
-          headers: withTraceHeaders(requestSpan, headers),
-        });
+        answer =
+          local === undefined
+            ? await this.whileAlive(
+                workerId,
+                timeoutMs,
+                subject,
+                () =>
+                  this.bus.request(subject, (data ??= encode(request)), {
+                    timeoutMs,
+                    headers: tracedHeaders,
+                  }),
+                false,
+              )
+            : await this.whileAlive(
+                workerId,
+                timeoutMs,
+                subject,
+                () => local.invokeLocal(request, tracedHeaders),
+                true,
+              );
       } catch (error) {
         endSpan(requestSpan, error);
         if (error instanceof WorkerLostError) {
@@ -334,9 +371,10 @@ export class Invoker {
         this.directory.release(claim);
       }
 
-      let message;
+      let message: InvokeReply;
       try {
-        message = decodeAs(reply.data, "invoke.result", "invoke.rejected");
+        message =
+          "type" in answer ? answer : decodeAs(answer.data, "invoke.result", "invoke.rejected");
       } catch (error) {
         endSpan(requestSpan, error);
         this.logger.error("a worker's reply does not decode", { workerId, requestId, error });
@@ -382,16 +420,32 @@ export class Invoker {
     throw new NoWorkerError();
   }
 
-  /** The bus request, ended early with WorkerLostError when the worker is lost before it answers. */
-  private requestWhileAlive(
+  /**
+   * The worker's answer, ended early with WorkerLostError when the worker is
+   * lost before it answers. A local worker's wait is bounded as the bus
+   * bounds a request's: BusTimeoutError after `timeoutMs`.
+   */
+  private whileAlive<T>(
     workerId: string,
+    timeoutMs: number,
     subject: string,
-    data: Uint8Array,
-    options: { timeoutMs: number; headers: Record<string, string> },
-  ): Promise<BusMessage> {
+    ask: () => Promise<T>,
+    local: boolean,
+  ): Promise<T> {
     return new Promise((resolve, reject) => {
       const unwatch = this.directory.watchLoss(workerId, (why) => reject(new WorkerLostError(why)));
-      this.bus.request(subject, data, options).then(resolve, reject).finally(unwatch);
+      const timer = local
+        ? setTimeout(
+            () => reject(new BusTimeoutError(`no reply on ${subject} within ${timeoutMs} ms`)),
+            timeoutMs,
+          )
+        : undefined;
+      ask()
+        .then(resolve, reject)
+        .finally(() => {
+          clearTimeout(timer);
+          unwatch();
+        });
     });
   }
 }

@@ -13,8 +13,8 @@ import {
   serializeError,
   Subjects,
   type GustError,
+  type InvokeReply,
   type InvokeRequest,
-  type InvokeResult,
   type Outcome,
   type WarmFunction,
   type WorkerHeartbeat,
@@ -184,6 +184,8 @@ export interface FakeWorkerOptions {
 /** Answers `gust.v1.invoke.<id>` like a worker, and heartbeats when told to. */
 export class FakeWorker {
   readonly requests: InvokeRequest[] = [];
+  /** How each request arrived: on the bus, or handed over in process. */
+  readonly transports: Array<"bus" | "local"> = [];
   behaviour: WorkerBehaviour;
   private seq = 0;
   private subscription: { unsubscribe(): void } | undefined;
@@ -205,37 +207,48 @@ export class FakeWorker {
   start(): this {
     this.subscription = this.bus.subscribe(Subjects.invoke(this.id), async (message) => {
       const request = decodeAs(message.data, "invoke");
-      this.requests.push(request);
-      const answer = await this.behaviour(request);
-      if (answer.kind === "silent") return;
-      if (answer.kind === "raw") {
-        message.respond(answer.data);
-        return;
-      }
-      if (answer.kind === "rejected") {
-        message.respond(
-          encode({
-            type: "invoke.rejected",
-            requestId: request.requestId,
-            error: serializeError(answer.error),
-          }),
-        );
-        return;
-      }
-      const result: InvokeResult = {
-        type: "invoke.result",
-        requestId: request.requestId,
-        outcome: answer.outcome,
-        payload: new TextEncoder().encode(JSON.stringify(answer.payload)),
-        executedVersion: "$LATEST",
-        startKind: "warm",
-        durationMs: 1,
-        ...(answer.logTail === undefined ? {} : { logTail: answer.logTail }),
-      };
-      message.respond(encode(result));
+      this.transports.push("bus");
+      const reply = await this.answer(request);
+      if (reply === undefined) return;
+      message.respond(reply instanceof Uint8Array ? reply : encode(reply));
     });
     this.heartbeat();
     return this;
+  }
+
+  /** The same answers handed over in process, as `gust dev`'s worker gives them. */
+  async invokeLocal(request: InvokeRequest): Promise<InvokeReply> {
+    this.transports.push("local");
+    const reply = await this.answer(request);
+    if (reply === undefined) return new Promise<never>(() => undefined);
+    return reply instanceof Uint8Array
+      ? decodeAs(reply, "invoke.result", "invoke.rejected")
+      : reply;
+  }
+
+  /** The reply to send, raw bytes when the behaviour says so, undefined for none. */
+  private async answer(request: InvokeRequest): Promise<InvokeReply | Uint8Array | undefined> {
+    this.requests.push(request);
+    const answer = await this.behaviour(request);
+    if (answer.kind === "silent") return undefined;
+    if (answer.kind === "raw") return answer.data;
+    if (answer.kind === "rejected") {
+      return {
+        type: "invoke.rejected",
+        requestId: request.requestId,
+        error: serializeError(answer.error),
+      };
+    }
+    return {
+      type: "invoke.result",
+      requestId: request.requestId,
+      outcome: answer.outcome,
+      payload: new TextEncoder().encode(JSON.stringify(answer.payload)),
+      executedVersion: "$LATEST",
+      startKind: "warm",
+      durationMs: 1,
+      ...(answer.logTail === undefined ? {} : { logTail: answer.logTail }),
+    };
   }
 
   heartbeat(overrides: Partial<WorkerHeartbeat> = {}): void {
@@ -287,6 +300,8 @@ export interface Harness {
 
 export interface HarnessOptions {
   frontend?: FrontendOptions;
+  /** Ids of fake workers that share the frontend's process (added with addWorker). */
+  localWorkers?: string[];
   tenants?: TenantRecord[];
   deps?: Partial<Pick<FrontendDeps, "admission" | "now">>;
 }
@@ -325,6 +340,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   });
   const tenants = await TenantDirectory.open(await infra.kv(Buckets.tenants), quiet);
   for (const record of options.tenants ?? [TENANT_A, TENANT_B]) await tenants.put(record);
+  const workers: FakeWorker[] = [];
   const frontend = createFrontend(
     {
       bus: infra.bus,
@@ -332,13 +348,20 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       registry,
       tenants,
       logger: capturingLogger(logLines),
+      localWorkers: (options.localWorkers ?? []).map((id) => ({
+        id,
+        invokeLocal: (request: InvokeRequest) => {
+          const worker = workers.find((candidate) => candidate.id === id);
+          if (worker === undefined) throw new Error(`local worker ${id} was never added`);
+          return worker.invokeLocal(request);
+        },
+      })),
       ...options.deps,
     },
     // One frontend: the only admission point, unless a test says otherwise.
     { standalone: true, ...options.frontend },
   );
   await frontend.start();
-  const workers: FakeWorker[] = [];
   return {
     infra,
     frontend,

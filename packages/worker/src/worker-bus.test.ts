@@ -300,3 +300,44 @@ describe("worker on the bus", () => {
     expect((await census(["fe-a", "fe-b"])).running).toEqual({});
   });
 });
+
+describe("worker in the frontend's process", () => {
+  it("runs an invocation handed over as an object as one from the bus, draining and bad targets included", async () => {
+    const { code, factory, worker } = await setup();
+    const fn = await nodeFunction(code, "");
+    const request = (requestId: string) => ({
+      type: "invoke" as const,
+      requestId,
+      target: fn.target,
+      payload: new TextEncoder().encode(JSON.stringify({ local: requestId })),
+      tailLog: false,
+      admission: { frontendId: "fe-local", pool: "t" },
+    });
+    expect(payloadOf(await worker.invokeLocal(request("req-1")))).toEqual({ local: "req-1" });
+    // The request is the caller's: the worker does not change it.
+    const held = request("req-2");
+    const release = holdInvocations(factory);
+    const running = worker.invokeLocal(held);
+    await until(() => worker.stats().inflight === 1, "the invocation to run");
+    expect(held.target).toBe(fn.target);
+    const drained = worker.drain();
+    expect(await worker.invokeLocal(request("req-3"))).toMatchObject({
+      type: "invoke.rejected",
+      requestId: "req-3",
+      error: { name: "CapacityError", retryable: true },
+    });
+    release();
+    expect(payloadOf(await running)).toEqual({ local: "req-2" });
+    await drained;
+    expect(
+      await worker.invokeLocal({
+        ...request("req-4"),
+        target: { ...fn.target, runtime: "cobol" as never },
+      }),
+    ).toMatchObject({
+      type: "invoke.rejected",
+      requestId: "req-4",
+      error: { name: "DecodeError" },
+    });
+  });
+});

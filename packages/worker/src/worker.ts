@@ -88,6 +88,16 @@ export interface Worker {
   drain(): Promise<void>;
   /** Stop everything at once (running invocations fail) and remove the worker's files. */
   close(): Promise<void>;
+  /**
+   * Runs an invocation handed over inside this process, by a frontend that
+   * shares it (`gust dev`): what a request on the worker's invoke subject
+   * does, without encoding the request and its reply. `headers` carry the
+   * trace context, as the bus request's do.
+   */
+  invokeLocal(
+    request: InvokeRequest,
+    headers?: Readonly<Record<string, string>>,
+  ): Promise<InvokeReply>;
 }
 
 /** How long close() waits for running invocations to reply after their sandboxes are gone. */
@@ -230,35 +240,56 @@ class WorkerManager implements Worker {
     let request: InvokeRequest;
     try {
       request = decodeAs(message.data, "invoke");
-      checkTarget(request.target);
-      request.target = withRuntimeVersion(request.target, this.#options.region);
     } catch (error) {
-      const decodeError =
-        error instanceof DecodeError
-          ? error
-          : new DecodeError("invalid invoke request", { cause: error });
-      this.#logger.warn("undecodable invoke request", { error: decodeError.message });
-      this.#reply(message, {
-        type: "invoke.rejected",
-        requestId: requestIdOf(message.data),
-        error: serializeError(decodeError),
-      });
+      this.#reply(message, this.#undecodable(requestIdOf(message.data), error));
       return;
+    }
+    this.#reply(message, await this.#run(request, message.headers));
+  }
+
+  invokeLocal(
+    request: InvokeRequest,
+    headers: Readonly<Record<string, string>> = {},
+  ): Promise<InvokeReply> {
+    return this.#run(request, headers);
+  }
+
+  #undecodable(requestId: string, error: unknown): InvokeReply {
+    const decodeError =
+      error instanceof DecodeError
+        ? error
+        : new DecodeError("invalid invoke request", { cause: error });
+    this.#logger.warn("undecodable invoke request", { error: decodeError.message });
+    return { type: "invoke.rejected", requestId, error: serializeError(decodeError) };
+  }
+
+  async #run(
+    received: InvokeRequest,
+    headers: Readonly<Record<string, string>>,
+  ): Promise<InvokeReply> {
+    let request: InvokeRequest;
+    try {
+      checkTarget(received.target);
+      request = {
+        ...received,
+        target: withRuntimeVersion(received.target, this.#options.region),
+      };
+    } catch (error) {
+      return this.#undecodable(received.requestId, error);
     }
     if (this.#draining) {
       this.#counts.rejected++;
       const error = new CapacityError(`worker ${this.id} is draining`);
-      this.#reply(message, {
+      return {
         type: "invoke.rejected",
         requestId: request.requestId,
         error: serializeError(error),
-      });
-      return;
+      };
     }
     this.#inflight++;
     const untrack = this.#census.track(request.admission);
     // Continues the trace whose context the frontend put in the request's headers.
-    const span = startMessageSpan(SpanNames.workerInvoke, SpanKind.SERVER, message.headers);
+    const span = startMessageSpan(SpanNames.workerInvoke, SpanKind.SERVER, headers);
     span?.setAttribute(SpanAttributes.workerId, this.id);
     span?.setAttribute(SpanAttributes.requestId, request.requestId);
     span?.setAttribute(SpanAttributes.tenantId, request.target.tenantId);
@@ -267,7 +298,7 @@ class WorkerManager implements Worker {
     let reply: InvokeReply | undefined;
     try {
       reply = await this.#invoke(request, span);
-      this.#reply(message, reply);
+      return reply;
     } finally {
       if (span !== undefined) {
         endSpan(span, reply?.type === "invoke.rejected" ? reply.error.message : undefined);
