@@ -194,10 +194,16 @@ describe("reporting results", () => {
 
   it("posts each result and waits for the next event in one exchange where it is offered", async () => {
     const box = await start({ handler: "index.handler", files, resultThenNext: true });
-    expect((await box.api.invoke({ n: 1 }).result).json).toEqual({ n: 1 });
+    const first = await box.api.invoke({ n: 1 }).result;
+    expect(first.json).toEqual({ n: 1 });
     const failed = await box.api.invoke({ fail: true }).result;
     expect(failed.kind).toBe("error");
     expect(failed.headers["lambda-runtime-function-error-type"]).toBe("Error");
+    // With each result, how long the run took in the sandbox: microseconds, a whole number.
+    for (const posted of [first, failed]) {
+      expect(posted.headers["gust-run-duration-us"]).toMatch(/^\d+$/);
+      expect(Number(posted.headers["gust-run-duration-us"])).toBeLessThan(5_000_000);
+    }
     expect((await box.api.invoke({ n: 3 }).result).json).toEqual({ n: 3 });
     const requests = box.api.requests;
     // One poll to start with; after that every result brings the next event.

@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import os from "node:os";
 import { ConfigError, isSubjectToken } from "@gust/protocol";
+import { DEFAULT_DISPATCH_HOLD_MS, DISPATCH_SLOTS_PER_CORE } from "./dispatch-window.js";
 
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
 /** Lambda keeps an idle execution environment for minutes; five is a common observation. */
@@ -46,6 +47,17 @@ export interface WorkerOptions {
   region?: string;
   /** Longest a runtime may take to start and load its handler. @default DEFAULT_INIT_TIMEOUT_MS (10 s) */
   initTimeoutMs?: number;
+  /**
+   * Invocations of short functions handed to sandboxes at once; more wait
+   * their turn (dispatch-window.ts). 0 hands every invocation out at once.
+   * @default DISPATCH_SLOTS_PER_CORE (2) × os.availableParallelism()
+   */
+  dispatchSlots?: number;
+  /**
+   * The longest a short invocation holds its slot, answered or not.
+   * @default DEFAULT_DISPATCH_HOLD_MS (10)
+   */
+  dispatchHoldMs?: number;
 }
 
 export interface ResolvedWorkerOptions {
@@ -60,6 +72,8 @@ export interface ResolvedWorkerOptions {
   sandboxUidBase: number;
   region: string;
   initTimeoutMs: number;
+  dispatchSlots: number;
+  dispatchHoldMs: number;
 }
 
 const ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
@@ -127,5 +141,12 @@ export function resolveWorkerOptions(options: WorkerOptions = {}): ResolvedWorke
     ),
     region,
     initTimeoutMs: integer("initTimeoutMs", options.initTimeoutMs, DEFAULT_INIT_TIMEOUT_MS, 1),
+    dispatchSlots: integer(
+      "dispatchSlots",
+      options.dispatchSlots,
+      DISPATCH_SLOTS_PER_CORE * os.availableParallelism(),
+      0,
+    ),
+    dispatchHoldMs: integer("dispatchHoldMs", options.dispatchHoldMs, DEFAULT_DISPATCH_HOLD_MS, 1),
   };
 }

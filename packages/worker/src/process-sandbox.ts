@@ -420,10 +420,15 @@ export class ProcessSandbox implements Sandbox {
       endSpan(handlerSpan, verdict.outcome === Outcomes.success ? undefined : verdict.outcome);
     }
     const answered = settled.from === "runtime" && settled.outcome.kind !== "abandoned";
+    const runDurationMs =
+      settled.from === "runtime" && settled.outcome.kind !== "abandoned"
+        ? settled.outcome.runDurationMs
+        : undefined;
     const run = {
       durationMs,
       answered,
       ...(initDurationMs === undefined ? {} : { initDurationMs }),
+      ...(runDurationMs === undefined ? {} : { runDurationMs }),
     };
     if (answered && !invocation.tailLog) {
       // Nobody waits for this log: the caller has its answer now, as in Lambda, and the
@@ -445,13 +450,14 @@ export class ProcessSandbox implements Sandbox {
   #result(
     invocation: SandboxInvocation,
     verdict: Verdict,
-    run: { durationMs: number; answered: boolean },
+    run: { durationMs: number; answered: boolean; runDurationMs?: number },
     tail: string | undefined,
   ): SandboxResult {
     return {
       outcome: verdict.outcome,
       payload: verdict.payload,
       durationMs: run.durationMs,
+      ...(run.runDurationMs === undefined ? {} : { runDurationMs: run.runDurationMs }),
       // A runtime that answered and then died (e.g. after an uncaught exception) is not reusable.
       reusable: run.answered && !this.#exitSignal.settled,
       ...(invocation.tailLog ? { logTail: tail ?? "" } : {}),

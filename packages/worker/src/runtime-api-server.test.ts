@@ -67,10 +67,13 @@ describe("RuntimeApiServer", () => {
     ).toBe("req-a");
     const exchange = fetch(`${base}/gust/invocation/req-a/response`, {
       method: "POST",
+      headers: { "gust-run-duration-us": "1250" },
       body: '"first"',
     });
     const result = await first;
     expect(result.kind === "response" && Buffer.from(result.body).toString()).toBe('"first"');
+    // Gust's runtime says how long the run took inside the sandbox.
+    expect(result.kind === "response" && result.runDurationMs).toBe(1.25);
     // The poll came with the result: the runtime is done with the invocation.
     expect(polls).toEqual([false, true]);
     const second = api.deliver(invocation("req-b"));
@@ -82,7 +85,8 @@ describe("RuntimeApiServer", () => {
     // An error, posted the same way.
     const failed = fetch(`${base}/gust/invocation/req-b/error`, {
       method: "POST",
-      headers: { "lambda-runtime-function-error-type": "Handled" },
+      // Not a duration: left out.
+      headers: { "lambda-runtime-function-error-type": "Handled", "gust-run-duration-us": "soon" },
       body: "not json",
     });
     expect(await second).toEqual({

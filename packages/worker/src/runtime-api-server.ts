@@ -40,10 +40,17 @@ export interface RuntimeInvocation {
   clientContext?: string;
 }
 
+/**
+ * Gust's runtime says with its result how long the invocation ran inside the
+ * sandbox (microseconds): unlike the worker's own measure, no wait for a core
+ * to run the sandbox on is in it.
+ */
+export const RUN_DURATION_HEADER = "gust-run-duration-us";
+
 export type RuntimeOutcome =
-  | { kind: "response"; body: Uint8Array }
+  | { kind: "response"; body: Uint8Array; runDurationMs?: number }
   /** Lambda error JSON: what the runtime posted, or Gust's when the response was too large. */
-  | { kind: "error"; body: Uint8Array }
+  | { kind: "error"; body: Uint8Array; runDurationMs?: number }
   /** The sandbox gave up on the invocation (timeout, crash). */
   | { kind: "abandoned" };
 
@@ -348,12 +355,16 @@ export class RuntimeApiServer {
       return;
     }
     if (!thenNext) this.#accepted(response);
+    const reported = Number(header(request, RUN_DURATION_HEADER));
+    const ran =
+      Number.isFinite(reported) && reported >= 0 ? { runDurationMs: reported / 1000 } : {};
     current.settle(
       kind === "response"
-        ? { kind: "response", body }
+        ? { kind: "response", body, ...ran }
         : {
             kind: "error",
             body: normalizeErrorBody(body, header(request, RuntimeHeaders.functionErrorType)),
+            ...ran,
           },
     );
     if (thenNext) this.#next(response, true);

@@ -27,6 +27,12 @@ export interface SandboxResult {
   payload: Uint8Array;
   /** Handler run time, as REPORT's Duration. */
   durationMs: number;
+  /**
+   * The run time inside the sandbox, from its event to its result, as its
+   * runtime reported it (Gust's Node.js runtime does; others do not): the
+   * run without the wait for a core.
+   */
+  runDurationMs?: number;
   /** Last 4 KB of the invocation's log when asked for. */
   logTail?: string;
   /** False once the sandbox cannot take another invocation (crash, timeout, init error). */

@@ -22,6 +22,7 @@ import {
   decodeAs,
   decodeRecord,
   encode,
+  functionKey,
   isRuntime,
   Runtimes,
   serializeError,
@@ -47,6 +48,7 @@ import {
 import type { Logger, Span } from "@gust/telemetry";
 import { AdmissionCensus } from "./admission-census.js";
 import { CodeCache } from "./code-cache.js";
+import { DEFAULT_SHORT_RUN_MS, DispatchWindow, type DispatchPass } from "./dispatch-window.js";
 import type { CodeSource } from "./code-cache.js";
 import { EXECUTED_VERSION } from "./lambda-log.js";
 import { resolveWorkerOptions } from "./options.js";
@@ -154,6 +156,7 @@ class WorkerManager implements Worker {
   readonly #logger: Logger;
   readonly #parts: WorkerParts;
   readonly #pool: SandboxPool;
+  readonly #window: DispatchWindow;
   readonly #counts: WorkerStats["invocations"] = {
     warm: 0,
     preinitialized: 0,
@@ -181,6 +184,11 @@ class WorkerManager implements Worker {
     this.#bus = bus;
     this.#logger = logger;
     this.#parts = parts;
+    this.#window = new DispatchWindow({
+      slots: options.dispatchSlots,
+      holdMs: options.dispatchHoldMs,
+      shortMs: DEFAULT_SHORT_RUN_MS,
+    });
     this.#pool = new SandboxPool({
       factory: parts.factory,
       maxSandboxes: options.maxSandboxes,
@@ -295,11 +303,15 @@ class WorkerManager implements Worker {
     span?.setAttribute(SpanAttributes.tenantId, request.target.tenantId);
     span?.setAttribute(SpanAttributes.functionName, request.target.name);
     span?.setAttribute(SpanAttributes.runtime, request.target.runtime);
+    const key = functionKey(request.target.tenantId, request.target.name);
     let reply: InvokeReply | undefined;
+    let pass: DispatchPass | undefined;
     try {
-      reply = await this.#invoke(request, span);
+      pass = await this.#window.enter(key);
+      reply = await this.#invoke(request, key, span);
       return reply;
     } finally {
+      this.#window.leave(pass);
       if (span !== undefined) {
         endSpan(span, reply?.type === "invoke.rejected" ? reply.error.message : undefined);
       }
@@ -320,7 +332,7 @@ class WorkerManager implements Worker {
     message.respond(encode(this.#census.answer(this.id, frontendIds)));
   }
 
-  async #invoke(request: InvokeRequest, span: Span | undefined): Promise<InvokeReply> {
+  async #invoke(request: InvokeRequest, key: string, span: Span | undefined): Promise<InvokeReply> {
     const { requestId, target } = request;
     const rejected = (error: unknown): InvokeReply => {
       this.#counts.rejected++;
@@ -373,6 +385,7 @@ class WorkerManager implements Worker {
     this.#counts[lease.startKind]++;
     countSandboxStart(lease.startKind);
     this.#pool.release(lease, result.reusable);
+    this.#window.learn(key, result.runDurationMs);
     span?.setAttribute(SpanAttributes.outcome, result.outcome);
     if (this.#closing) {
       // Its sandbox was killed under it; the outcome says nothing about the function.
@@ -460,6 +473,7 @@ class WorkerManager implements Worker {
   async #close(): Promise<void> {
     this.#closing = true;
     this.#draining = true;
+    this.#window.close();
     clearInterval(this.#heartbeatTimer);
     this.#stopObservingPool?.();
     this.#subscription?.unsubscribe();

@@ -39,6 +39,12 @@ const Headers = {
   clientContext: "lambda-runtime-client-context",
   cognitoIdentity: "lambda-runtime-cognito-identity",
   functionErrorType: "Lambda-Runtime-Function-Error-Type",
+  /**
+   * Gust's result-then-next exchange: how long the invocation ran in the
+   * sandbox, from its event to its result, in microseconds. The worker
+   * tells short functions from the others by it (dispatch-window.ts).
+   */
+  runDuration: "Gust-Run-Duration-Us",
 } as const;
 
 /** The error shape Lambda's runtimes post and clients receive. */
@@ -128,13 +134,16 @@ export class RuntimeApiClient {
   async postResultThenNext(
     requestId: string,
     result: { body: string } | { error: LambdaErrorBody },
+    runDurationUs: number,
   ): Promise<{ next: Invocation } | { refused: Reply } | undefined> {
     const kind = "body" in result ? "response" : "error";
     const path = RuntimeApiPaths.resultThenNext(requestId, kind);
+    const duration = { [Headers.runDuration]: String(Math.max(0, Math.round(runDurationUs))) };
     const reply =
       "body" in result
-        ? await this.request("POST", path, result.body)
+        ? await this.request("POST", path, result.body, duration)
         : await this.request("POST", path, JSON.stringify(result.error), {
+            ...duration,
             [Headers.functionErrorType]: headerSafe(result.error.errorType),
           });
     if (reply.status === 404) return undefined;

@@ -144,6 +144,7 @@ async function reportThenNext(
   api: RuntimeApiClient,
   requestId: string,
   outcome: Outcome,
+  startedAt: number,
 ): Promise<Invocation> {
   let result: { body: string } | { error: LambdaErrorBody };
   if (outcome.kind === "response") {
@@ -153,7 +154,9 @@ async function reportThenNext(
     writeLog("ERROR", `Invoke Error \t${JSON.stringify(result.error)}`);
   }
   let refused: { status: number; body: string } | undefined;
-  const combined = resultThenNext ? await api.postResultThenNext(requestId, result) : undefined;
+  const combined = resultThenNext
+    ? await api.postResultThenNext(requestId, result, (performance.now() - startedAt) * 1000)
+    : undefined;
   if (combined !== undefined && "next" in combined) return combined.next;
   if (combined !== undefined) refused = combined.refused;
   else {
@@ -212,6 +215,7 @@ async function serve(
   for (;;) {
     phase = { name: "idle" };
     const invocation = await next;
+    const startedAt = performance.now();
     const current: Phase = { name: "invoke", requestId: invocation.requestId, reported: false };
     phase = current;
     setLogRequestId(invocation.requestId);
@@ -228,7 +232,7 @@ async function serve(
     // The result and the wait for the next event are one exchange: one write and one
     // wake-up of this process per invocation, and an invocation that arrives meanwhile
     // does not wait for this runtime to come back for it.
-    next = reportThenNext(api, invocation.requestId, outcome);
+    next = reportThenNext(api, invocation.requestId, outcome, startedAt);
   }
 }
 

@@ -1,0 +1,115 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { DispatchWindow, type DispatchPass } from "./dispatch-window.js";
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+function windowOf(slots: number, holdMs = 10) {
+  let now = 0;
+  const window = new DispatchWindow({ slots, holdMs, shortMs: 1, now: () => now });
+  return {
+    window,
+    advance: (ms: number) => {
+      now += ms;
+      vi.advanceTimersByTime(ms);
+    },
+  };
+}
+
+/** Teach the window that a function's runs take `ms` inside the sandbox. */
+function runs(window: DispatchWindow, key: string, ms: number, count = 16): void {
+  for (let i = 0; i < count; i++) window.learn(key, ms);
+}
+
+async function settledCount(passes: Array<Promise<DispatchPass> | DispatchPass | undefined>) {
+  let settled = 0;
+  await Promise.all(
+    passes.map((pass) =>
+      Promise.race([Promise.resolve(pass).then(() => settled++), Promise.resolve()]),
+    ),
+  );
+  return settled;
+}
+
+describe("DispatchWindow", () => {
+  it("holds nothing of a function it knows too little of, or whose runs are long", () => {
+    const { window } = windowOf(1);
+    expect(window.enter("new")).toBeUndefined();
+    runs(window, "almost", 0.1, 15);
+    expect(window.isShort("almost")).toBe(false);
+    runs(window, "slow", 10);
+    expect(window.enter("slow")).toBeUndefined();
+    expect(window.enter("slow")).toBeUndefined();
+    // Five long runs in the last sixteen: not short any more.
+    runs(window, "mixed", 0.1);
+    runs(window, "mixed", 5, 5);
+    expect(window.isShort("mixed")).toBe(false);
+    // A runtime that reports nothing teaches nothing.
+    window.learn("silent", undefined);
+    expect(window.isShort("silent")).toBe(false);
+  });
+
+  it("lets `slots` short invocations out at once and the next in line go as one is answered", async () => {
+    vi.useFakeTimers();
+    const { window } = windowOf(2);
+    runs(window, "fn", 0.1);
+    const first = window.enter("fn") as DispatchPass;
+    const second = window.enter("fn") as DispatchPass;
+    expect(first).toBeDefined();
+    expect(second).toBeDefined();
+    const third = window.enter("fn");
+    const fourth = window.enter("fn");
+    expect(third).toBeInstanceOf(Promise);
+    expect(window.waiting).toBe(2);
+    expect(await settledCount([third, fourth])).toBe(0);
+    window.leave(first);
+    expect(await settledCount([third, fourth])).toBe(1);
+    // First come, first served: the third goes before the fourth.
+    const thirdPass = await third!;
+    expect(thirdPass).toBeDefined();
+    window.leave(second);
+    expect(await fourth!).toBeDefined();
+    expect(window.waiting).toBe(0);
+  });
+
+  it("frees a slot held past holdMs, answered or not", async () => {
+    vi.useFakeTimers();
+    const { window, advance } = windowOf(1, 10);
+    runs(window, "fn", 0.1);
+    const stuck = window.enter("fn") as DispatchPass;
+    const next = window.enter("fn");
+    advance(9);
+    expect(await settledCount([next])).toBe(0);
+    advance(1);
+    const nextPass = await next!;
+    expect(nextPass).toBeDefined();
+    // The late answer of the first gives back nothing it still holds.
+    window.leave(stuck);
+    expect(window.enter("fn")).toBeInstanceOf(Promise);
+  });
+
+  it("with no slots, or once closed, holds nothing and lets the waiting go", async () => {
+    vi.useFakeTimers();
+    const off = windowOf(0).window;
+    runs(off, "fn", 0.1);
+    expect(off.enter("fn")).toBeUndefined();
+
+    const { window } = windowOf(1);
+    runs(window, "fn", 0.1);
+    expect(window.enter("fn")).toBeDefined();
+    const waiting = window.enter("fn");
+    window.close();
+    expect(await waiting!).toBeDefined();
+    expect(window.enter("fn")).toBeUndefined();
+  });
+
+  it("forgets the longest-known function beyond 10,000", () => {
+    const { window } = windowOf(1);
+    runs(window, "first", 0.1);
+    for (let i = 0; i < 10_000; i++) window.learn(`fn-${i}`, 0.1);
+    expect(window.isShort("first")).toBe(false);
+    runs(window, "fn-9999", 0.1, 15);
+    expect(window.isShort("fn-9999")).toBe(true);
+  });
+});
