@@ -3,7 +3,7 @@
  * two workers, one frontend. Invocations spread over both workers when one
  * is full, and survive a worker being killed.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CreateFunctionCommand, InvokeCommand, type LambdaClient } from "@aws-sdk/client-lambda";
@@ -20,6 +20,7 @@ describe("fleet of processes on nats-server", () => {
   const tenant = testTenant("fleet");
   let nats: NatsServerHandle;
   let dir: string;
+  let workersDir: string | undefined;
   const processes: GustProcess[] = [];
   let workers: GustProcess[] = [];
   let lambda: LambdaClient;
@@ -33,9 +34,15 @@ describe("fleet of processes on nats-server", () => {
     const coordinator = spawnGust(["coordinator", "--nats", nats.url, "--tenants", tenantsFile]);
     processes.push(coordinator);
     await coordinator.waitForLog("coordinator started");
+    // The workers' temp dir is the test's: the one killed below leaves its files in it.
+    // Sandboxes run under uids of their own and must be able to pass through it.
+    const tmp = await mkdtemp(join(tmpdir(), "gust-fleet-test-workers-"));
+    workersDir = tmp;
+    await chmod(tmp, 0o711);
     workers = ["w1", "w2"].map((id) =>
       spawnGust(["worker", "--nats", nats.url, "--id", id, "--max-sandboxes", "2", "--pool", "1"], {
         GUST_LOG_LEVEL: "debug",
+        TMPDIR: tmp,
       }),
     );
     processes.push(...workers);
@@ -68,6 +75,7 @@ describe("fleet of processes on nats-server", () => {
     await Promise.all(processes.map((process) => process.stop()));
     await nats?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
+    if (workersDir) await rm(workersDir, { recursive: true, force: true });
   });
 
   const invoke = async (event: Record<string, unknown>) => {

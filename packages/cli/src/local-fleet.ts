@@ -16,7 +16,7 @@
  * HAProxy retries on another frontend, and finishes what it has in progress.
  * So a rolling restart fails no request.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startNatsServer, type NatsServerHandle } from "@gust/bus";
@@ -282,6 +282,12 @@ async function generateTenantsFile(dir: string): Promise<{ file: string; tenant:
 export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<LocalFleet> {
   const resolved = resolveLocalFleetOptions(options);
   const dir = await mkdtemp(join(tmpdir(), "gust-fleet-"));
+  // The workers' own temp dir, removed by stop(): a worker that is killed
+  // leaves its code and sandboxes there. Sandboxes, under uids of their own,
+  // reach their files through it, so it is traversable; the fleet's dir,
+  // which holds its credentials, is not.
+  const workersDir = await mkdtemp(join(tmpdir(), "gust-fleet-workers-"));
+  await chmod(workersDir, 0o711);
   let nats: NatsServerHandle | undefined;
   let loadBalancer: HaproxyHandle | undefined;
   let coordinator: FleetMember | undefined;
@@ -294,7 +300,10 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
 
   const notice = (line: string) => resolved.onLog?.("fleet", line);
   const spawnMember = (role: FleetRole, id: string, args: string[]): GustProcess => {
-    const member = spawnGust(args, resolved.env);
+    const member = spawnGust(
+      args,
+      role === "worker" ? { ...resolved.env, TMPDIR: workersDir } : resolved.env,
+    );
     track(member);
     spawned.push({ role, process: member });
     if (resolved.onLog) {
@@ -333,6 +342,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
       }
       await nats?.stop();
       await rm(dir, { recursive: true, force: true });
+      await rm(workersDir, { recursive: true, force: true });
     })();
     return stopping;
   };
