@@ -14,6 +14,10 @@ function windowOf(slots: number, holdMs = 10) {
       now += ms;
       vi.advanceTimersByTime(ms);
     },
+    /** Time passes with the event loop blocked: timers do not run. */
+    stall: (ms: number) => {
+      now += ms;
+    },
   };
 }
 
@@ -87,6 +91,22 @@ describe("DispatchWindow", () => {
     // The late answer of the first gives back nothing it still holds.
     window.leave(stuck);
     expect(window.enter("fn")).toBeInstanceOf(Promise);
+  });
+
+  it("does not count a stall of the event loop against the slots", async () => {
+    vi.useFakeTimers();
+    const { window, stall } = windowOf(1, 10);
+    runs(window, "fn", 0.1);
+    const out = window.enter("fn") as DispatchPass;
+    const next = window.enter("fn");
+    // Blocked for 50 ms: the expiry timer runs 40 ms late, and lets nobody out...
+    stall(50);
+    vi.advanceTimersToNextTimer();
+    expect(await settledCount([next])).toBe(0);
+    expect(window.waiting).toBe(1);
+    // ...so the answer read right after frees the slot, as it should.
+    window.leave(out);
+    expect(await next!).toBeDefined();
   });
 
   it("with no slots, or once closed, holds nothing and lets the waiting go", async () => {

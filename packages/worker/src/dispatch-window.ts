@@ -17,7 +17,10 @@
  * core, which would otherwise make every function look long under load.
  * An invocation holds its slot until it is answered, or for `holdMs` at
  * most, so that a short function's long run (or a runaway loop) holds up
- * the others for no longer than that. Functions not known to be short — new,
+ * the others for no longer than that. That time counts only while the
+ * worker's own event loop keeps up: when it stalls (a spawn, a pause of the
+ * machine), answers wait unread, and letting every waiting invocation out
+ * at once then would start sandboxes for all of them. Functions not known to be short — new,
  * slower, or on a runtime that reports nothing — never wait: a function that
  * waits on I/O needs every execution environment it asks for, at once.
  */
@@ -44,10 +47,13 @@ const SHORT_RUNS_NEEDED = 12;
 const RECENT_MASK = (1 << RECENT_RUNS) - 1;
 /** Functions remembered; beyond it the longest-known is forgotten (it starts unheld again). */
 const MAX_FUNCTIONS = 10_000;
+/** A timer this late means the event loop stalled: the time is not held against the slots. */
+const STALL_MS = 2;
 
 /** A slot taken by an invocation; `undefined` when it did not need one. */
 export interface DispatchPass {
-  readonly at: number;
+  /** When it was taken, moved later by the worker's stalls. */
+  at: number;
 }
 
 interface RecentRuns {
@@ -96,7 +102,6 @@ export class DispatchWindow {
    */
   enter(functionKey: string): DispatchPass | undefined | Promise<DispatchPass> {
     if (this.#options.slots === 0 || this.#closed || !this.isShort(functionKey)) return undefined;
-    this.#expire();
     if (this.#waiting.length === 0 && this.#out.length < this.#options.slots) return this.#take();
     const pass = new Promise<DispatchPass>((resolve) => this.#waiting.push(resolve));
     this.#arm();
@@ -157,24 +162,32 @@ export class DispatchWindow {
   }
 
   #admit(): void {
-    this.#expire();
     while (this.#waiting.length > 0 && this.#out.length < this.#options.slots) {
       this.#waiting.shift()!(this.#take());
     }
     this.#arm();
   }
 
-  /** While some wait, wake up when the oldest pass out expires. */
+  /**
+   * While some wait, wake up when the oldest pass out expires. Passes
+   * expire only there, on a timer that fired on time: one that fires late
+   * found the event loop stalled, and the answers read once it runs again
+   * free their slots as they should.
+   */
   #arm(): void {
     if (this.#timer !== undefined || this.#waiting.length === 0) return;
     const oldest = this.#out[0];
-    const inMs = oldest === undefined ? 0 : oldest.at + this.#options.holdMs - this.#options.now();
+    const now = this.#options.now();
+    const dueAt = oldest === undefined ? now : oldest.at + this.#options.holdMs;
     this.#timer = setTimeout(
       () => {
         this.#timer = undefined;
+        const late = this.#options.now() - dueAt;
+        if (late > STALL_MS) for (const pass of this.#out) pass.at += late;
+        else this.#expire();
         this.#admit();
       },
-      Math.max(0, inMs),
+      Math.max(0, dueAt - now),
     );
     this.#timer.unref();
   }
