@@ -45,13 +45,29 @@ describe("DispatchWindow", () => {
     runs(window, "slow", 10);
     expect(window.enter("slow")).toBeUndefined();
     expect(window.enter("slow")).toBeUndefined();
-    // Five long runs in the last sixteen: not short any more.
-    runs(window, "mixed", 0.1);
+    // Five long runs in sixteen: not short yet.
+    runs(window, "mixed", 0.1, 11);
     runs(window, "mixed", 5, 5);
     expect(window.isShort("mixed")).toBe(false);
     // A runtime that reports nothing teaches nothing.
     window.learn("silent", undefined);
     expect(window.isShort("silent")).toBe(false);
+  });
+
+  it("keeps a short function short until most of its recent runs are long", () => {
+    const { window } = windowOf(1);
+    runs(window, "fn", 0.1);
+    expect(window.isShort("fn")).toBe(true);
+    // Runs stretched under load: eleven long ones in sixteen keep it short...
+    runs(window, "fn", 3, 11);
+    expect(window.isShort("fn")).toBe(true);
+    // ...twelve do not, and it takes twelve short ones again to come back.
+    runs(window, "fn", 3);
+    expect(window.isShort("fn")).toBe(false);
+    runs(window, "fn", 0.1, 11);
+    expect(window.isShort("fn")).toBe(false);
+    runs(window, "fn", 0.1);
+    expect(window.isShort("fn")).toBe(true);
   });
 
   it("lets `slots` short invocations out at once and the next in line go as one is answered", async () => {

@@ -11,10 +11,14 @@
  * worker served about half as many again.
  *
  * So the invocations of short functions queue, first come first served,
- * while `slots` of them are out. A function is short when at least 12 of its
- * last 16 runs took less than `shortMs` inside the sandbox, as its runtime
- * reports (Gust's Node.js runtime does): a measure without the wait for a
- * core, which would otherwise make every function look long under load.
+ * while `slots` of them are out. A function becomes short when at least 12
+ * of its last 16 runs took less than `shortMs` inside the sandbox, as its
+ * runtime reports (Gust's Node.js runtime does): a measure without the wait
+ * for a core, which would otherwise make every function look long under
+ * load. It stops being short only when at most 4 of them did: a run can
+ * still be stretched by the sandbox losing its core midway, and a function
+ * that flipped to long under load would send every waiting invocation out
+ * at once.
  * An invocation holds its slot until it is answered, or for `holdMs` at
  * most, so that a short function's long run (or a runaway loop) holds up
  * the others for no longer than that. That time counts only while the
@@ -41,9 +45,10 @@ export const DISPATCH_SLOTS_PER_CORE = 2;
 export const DEFAULT_DISPATCH_HOLD_MS = 10;
 export const DEFAULT_SHORT_RUN_MS = 1;
 
-/** Runs remembered per function, and how many of them must be short. */
+/** Runs remembered per function; how many must be short to become short, and to stay short. */
 const RECENT_RUNS = 16;
-const SHORT_RUNS_NEEDED = 12;
+const SHORT_RUNS_TO_BECOME = 12;
+const SHORT_RUNS_TO_STAY = 5;
 const RECENT_MASK = (1 << RECENT_RUNS) - 1;
 /** Functions remembered; beyond it the longest-known is forgotten (it starts unheld again). */
 const MAX_FUNCTIONS = 10_000;
@@ -60,6 +65,7 @@ interface RecentRuns {
   /** Bit i set: the i-th latest run was short. */
   shortBits: number;
   count: number;
+  short: boolean;
 }
 
 function bitCount(value: number): number {
@@ -87,12 +93,7 @@ export class DispatchWindow {
 
   /** Whether invocations of the function wait for a slot. */
   isShort(functionKey: string): boolean {
-    const runs = this.#runs.get(functionKey);
-    return (
-      runs !== undefined &&
-      runs.count >= RECENT_RUNS &&
-      bitCount(runs.shortBits) >= SHORT_RUNS_NEEDED
-    );
+    return this.#runs.get(functionKey)?.short === true;
   }
 
   /**
@@ -125,12 +126,15 @@ export class DispatchWindow {
         const oldest = this.#runs.keys().next().value;
         if (oldest !== undefined) this.#runs.delete(oldest);
       }
-      runs = { shortBits: 0, count: 0 };
+      runs = { shortBits: 0, count: 0, short: false };
       this.#runs.set(functionKey, runs);
     }
     const short = runDurationMs < this.#options.shortMs ? 1 : 0;
     runs.shortBits = ((runs.shortBits << 1) | short) & RECENT_MASK;
     runs.count = Math.min(RECENT_RUNS, runs.count + 1);
+    if (runs.count < RECENT_RUNS) return;
+    const shortRuns = bitCount(runs.shortBits);
+    runs.short = runs.short ? shortRuns >= SHORT_RUNS_TO_STAY : shortRuns >= SHORT_RUNS_TO_BECOME;
   }
 
   /** How many invocations wait for a slot. */
