@@ -9,6 +9,11 @@
  * admission, Runtime API or logs: only the hops every invocation must make
  * (client → server → sandbox → server → client). `POST /sleep/<ms>` makes
  * the child wait that long. Run as its own process; prints its port.
+ *
+ * BENCH_RELAY_WINDOW=N hands at most N requests to children at once, the
+ * rest waiting their turn, as Gust's workers do with short invocations
+ * (packages/worker/src/dispatch-window.ts); 0, the default, hands each out
+ * at once.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:http";
@@ -57,6 +62,25 @@ function release(child: Child): void {
   else idle.push(child);
 }
 
+const WINDOW = Number(process.env["BENCH_RELAY_WINDOW"] ?? 0);
+let handedOut = 0;
+const held: Array<() => void> = [];
+
+/** A turn within the window (at once without one). */
+function turn(): Promise<void> {
+  if (WINDOW <= 0 || handedOut < WINDOW) {
+    handedOut++;
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => held.push(resolve));
+}
+
+function endTurn(): void {
+  const next = held.shift();
+  if (next) next();
+  else handedOut--;
+}
+
 function acquire(): Promise<Child> {
   const child = idle.pop();
   if (child) return Promise.resolve(child);
@@ -74,19 +98,22 @@ const server = createServer((request, response) => {
   request.on("data", (chunk: Buffer) => chunks.push(chunk));
   request.on("end", () => {
     const body = Buffer.concat(chunks);
-    void acquire().then((child) => {
-      child.answer = (answer) => {
-        response.writeHead(200, {
-          "content-type": "application/json",
-          "content-length": answer.length,
-        });
-        response.end(answer);
-      };
-      const header = Buffer.alloc(8);
-      header.writeUInt32BE(4 + body.length, 0);
-      header.writeUInt32BE(sleepMs, 4);
-      child.process.stdin!.write(Buffer.concat([header, body]));
-    });
+    void turn()
+      .then(acquire)
+      .then((child) => {
+        child.answer = (answer) => {
+          response.writeHead(200, {
+            "content-type": "application/json",
+            "content-length": answer.length,
+          });
+          response.end(answer);
+          endTurn();
+        };
+        const header = Buffer.alloc(8);
+        header.writeUInt32BE(4 + body.length, 0);
+        header.writeUInt32BE(sleepMs, 4);
+        child.process.stdin!.write(Buffer.concat([header, body]));
+      });
   });
 });
 server.listen(0, "127.0.0.1", () => {
