@@ -1,19 +1,11 @@
 /**
  * A worker in the frontend's own process (`gust dev`) gets its invocations
- * as objects, not over the bus, and everything around the hand-over —
- * retries, timeouts, worker loss — is as for any worker.
+ * as objects, not over the bus, and everything around the hand-over is as
+ * for any worker: retries here, timeouts and worker loss in worker-loss.test.ts.
  */
 import { CapacityError, functionKey, type FunctionRecord } from "@gust/protocol";
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  answers,
-  call,
-  errorOf,
-  startHarness,
-  TENANT_A,
-  waitFor,
-  type Harness,
-} from "./test-util.js";
+import { answers, call, startHarness, TENANT_A, type Harness } from "./test-util.js";
 
 const invokePath = (name: string) => `/2015-03-31/functions/${name}/invocations`;
 
@@ -61,39 +53,5 @@ describe("a worker in the frontend's process", () => {
     expect(await response.json()).toEqual({ hello: "remote" });
     expect(local.transports).toEqual(["local"]);
     expect(remote.transports).toEqual(["bus"]);
-  });
-
-  it("is given up on after the function's timeout when it does not answer", async () => {
-    h = await startHarness({ localWorkers: ["local"], frontend: { invokeTimeoutMarginMs: 0 } });
-    await h.createFunction("patient", { Timeout: 1 });
-    const worker = await h.addWorker({
-      id: "local",
-      intervalMs: 100,
-      behaviour: () => ({ kind: "silent" }),
-    });
-    worker.heartbeatEvery(100);
-    const started = Date.now();
-    const error = await errorOf(await call(h.app, "POST", invokePath("patient"), {}));
-    expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
-    expect(error.type).toBe("ServiceException");
-    expect(error.body["message"]).toMatch(/did not answer within 1000 ms/);
-    worker.stop();
-  });
-
-  it("ends the invocation when it is lost, as a worker on the bus", async () => {
-    h = await startHarness({ localWorkers: ["local"] });
-    await h.createFunction("long", { Timeout: 60 });
-    const worker = await h.addWorker({
-      id: "local",
-      intervalMs: 100,
-      behaviour: () => ({ kind: "silent" }),
-    });
-    worker.heartbeatEvery(100);
-    const pending = call(h.app, "POST", invokePath("long"), {});
-    await waitFor(() => worker.requests.length === 1, "the invocation to reach the worker");
-    worker.stop();
-    const error = await errorOf(await pending);
-    expect(error.type).toBe("ServiceException");
-    expect(error.body["message"]).toMatch(/left the fleet before it answered/);
   });
 });

@@ -343,44 +343,43 @@ describe("worker in the frontend's process", () => {
 });
 
 describe("dispatch window", () => {
-  /** Sandbox runs that report `runMs`, held until released when `hold` is set. */
-  function runsOf(factory: FakeSandboxFactory, runMs: number, held?: Promise<void>): void {
+  /**
+   * A function whose runs report `runMs` inside the sandbox: 16 of them
+   * taught, then three at once, held in their sandboxes until released.
+   */
+  async function threeAtOnce(
+    setupOf: Awaited<ReturnType<typeof setup>>,
+    runMs: number,
+  ): Promise<{ replies: Promise<InvokeReply[]>; release: () => void }> {
+    const { bus, code, factory, worker } = setupOf;
+    const fn = await nodeFunction(code, "");
+    // The taught runs go at once; the three after them wait for `release`.
+    let held: Promise<void> | undefined = undefined;
     factory.behaviour = async (invocation, sandbox) => {
       if (held !== undefined) await held;
       return { ...(await succeed(invocation, sandbox)), runDurationMs: runMs };
     };
+    for (let i = 0; i < 16; i++) await invoke(bus, worker.id, fn.target);
+    let release!: () => void;
+    held = new Promise<void>((resolve) => (release = resolve));
+    const replies = Promise.all([0, 1, 2].map(() => invoke(bus, worker.id, fn.target)));
+    await until(() => worker.stats().inflight === 3, "the invocations to arrive");
+    return { replies, release };
   }
 
   it("hands a short function's invocations out `dispatchSlots` at a time, a long one's all at once", async () => {
     // Held slots do not expire during the test.
-    const { bus, code, factory, worker } = await setup({
-      dispatchSlots: 1,
-      dispatchHoldMs: 60_000,
-    });
-    const short = await nodeFunction(code, "");
-    runsOf(factory, 0.2);
-    for (let i = 0; i < 16; i++) await invoke(bus, worker.id, short.target);
-
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    runsOf(factory, 0.2, held);
-    const shortRuns = [0, 1, 2].map(() => invoke(bus, worker.id, short.target));
-    await until(() => worker.stats().inflight === 3, "the invocations to arrive");
+    const running = await setup({ dispatchSlots: 1, dispatchHoldMs: 60_000 });
+    const short = await threeAtOnce(running, 0.2);
     await new Promise((resolve) => setTimeout(resolve, 5));
-    expect(worker.stats().sandboxes.busy).toBe(1);
-    release();
-    for (const reply of await Promise.all(shortRuns)) expect(reply.type).toBe("invoke.result");
+    expect(running.worker.stats().sandboxes.busy).toBe(1);
+    short.release();
+    for (const reply of await short.replies) expect(reply.type).toBe("invoke.result");
 
     // Runs of 5 ms are not short: nothing waits.
-    const long = await nodeFunction(code, "");
-    runsOf(factory, 5);
-    for (let i = 0; i < 16; i++) await invoke(bus, worker.id, long.target);
-    let releaseLong!: () => void;
-    const heldLong = new Promise<void>((resolve) => (releaseLong = resolve));
-    runsOf(factory, 5, heldLong);
-    const longRuns = [0, 1, 2].map(() => invoke(bus, worker.id, long.target));
-    await until(() => worker.stats().sandboxes.busy === 3, "three long runs at once");
-    releaseLong();
-    for (const reply of await Promise.all(longRuns)) expect(reply.type).toBe("invoke.result");
+    const long = await threeAtOnce(running, 5);
+    await until(() => running.worker.stats().sandboxes.busy === 3, "three long runs at once");
+    long.release();
+    for (const reply of await long.replies) expect(reply.type).toBe("invoke.result");
   });
 });
