@@ -13,6 +13,7 @@ import { deploy } from "./deploy.js";
 import { DEFAULT_DEV_PORT, startDev } from "./dev.js";
 import { devCredentials, devCredentialsPath, devTenant } from "./dev-credentials.js";
 import { startHealthServer } from "./health-server.js";
+import { integer, sandboxOptions } from "./flags.js";
 import { invoke } from "./invoke.js";
 import {
   DEFAULT_FLEET_FRONTENDS,
@@ -38,6 +39,8 @@ const USAGE = `Usage: gust <command> [options]
   dev          run frontend, worker and coordinator in one process (no server needed)
                  --host 127.0.0.1  --port ${DEFAULT_DEV_PORT}  --tenants FILE
                  --max-sandboxes N  --pool N (pre-initialized sandboxes)
+                 --dispatch-slots N (short invocations handed to sandboxes at once;
+                 default 2 per core, 0 hands every invocation out at once)
   frontend     serve the Lambda API in a fleet     --nats URL --host 0.0.0.0 --port 9000 --id ID
                  (GET /healthz and /readyz answer without credentials)
                  $GUST_ADMIN_TOKEN (16+ characters) opens GET /gust/admin/concurrency
@@ -46,6 +49,7 @@ const USAGE = `Usage: gust <command> [options]
                  notices the failing /readyz; default 5000)
                  --gossip-interval MS (demand reports to the other frontends; default 100)
   worker       run sandboxes in a fleet            --nats URL --id ID --max-sandboxes N --pool N
+                 --dispatch-slots N (as for dev)
   coordinator  load tenants into a fleet           --nats URL --tenants FILE
                  worker and coordinator: --health-port N serves /healthz and /readyz
                  on --host (default 0.0.0.0)
@@ -83,6 +87,7 @@ const OPTIONS = {
   nats: { type: "string" },
   id: { type: "string" },
   "max-sandboxes": { type: "string" },
+  "dispatch-slots": { type: "string" },
   "health-port": { type: "string" },
   frontends: { type: "string" },
   workers: { type: "string" },
@@ -108,15 +113,6 @@ const OPTIONS = {
 type Values = ReturnType<
   typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>
 >["values"];
-
-function integer(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < 0) {
-    throw new ConfigError(`--${flag} must be a non-negative integer, got ${value}`);
-  }
-  return parsed;
-}
 
 function adminToken(): string | undefined {
   const token = process.env["GUST_ADMIN_TOKEN"];
@@ -276,13 +272,8 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case "dev": {
       const credential = await devCredentials();
-      const maxSandboxes = integer(values["max-sandboxes"], "max-sandboxes");
-      const pool = integer(values.pool, "pool");
       const server = await startDev({
-        worker: {
-          ...(maxSandboxes === undefined ? {} : { maxSandboxes }),
-          ...(pool === undefined ? {} : { preinitializedPoolSize: pool }),
-        },
+        worker: sandboxOptions(values),
         host: values.host ?? "127.0.0.1",
         port: integer(values.port, "port") ?? DEFAULT_DEV_PORT,
         ...(values.tenants === undefined
@@ -321,15 +312,13 @@ async function main(argv: string[]): Promise<void> {
       );
     }
     case "worker": {
-      const maxSandboxes = integer(values["max-sandboxes"], "max-sandboxes");
-      const pool = integer(values.pool, "pool");
+      const options = sandboxOptions(values);
       return runFleetService(
         values,
         (infra) =>
           startWorkerService(infra, {
             ...(values.id === undefined ? {} : { workerId: values.id }),
-            ...(maxSandboxes === undefined ? {} : { maxSandboxes }),
-            ...(pool === undefined ? {} : { preinitializedPoolSize: pool }),
+            ...options,
           }),
         values.id === undefined ? "worker" : `worker ${values.id}`,
       );

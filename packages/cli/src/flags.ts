@@ -1,0 +1,33 @@
+/**
+ * Command-line values turned into options: numbers checked, and the sandbox
+ * flags that `gust dev` and `gust worker` share.
+ */
+import { ConfigError } from "@gust/protocol";
+import type { WorkerOptions } from "@gust/worker";
+
+export function integer(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 0) {
+    throw new ConfigError(`--${flag} must be a non-negative integer, got ${value}`);
+  }
+  return parsed;
+}
+
+export interface SandboxFlags {
+  "max-sandboxes"?: string | undefined;
+  pool?: string | undefined;
+  "dispatch-slots"?: string | undefined;
+}
+
+/** `--max-sandboxes`, `--pool` and `--dispatch-slots` as a worker's options; absent ones keep their defaults. */
+export function sandboxOptions(values: SandboxFlags): WorkerOptions {
+  const maxSandboxes = integer(values["max-sandboxes"], "max-sandboxes");
+  const pool = integer(values.pool, "pool");
+  const dispatchSlots = integer(values["dispatch-slots"], "dispatch-slots");
+  return {
+    ...(maxSandboxes === undefined ? {} : { maxSandboxes }),
+    ...(pool === undefined ? {} : { preinitializedPoolSize: pool }),
+    ...(dispatchSlots === undefined ? {} : { dispatchSlots }),
+  };
+}
