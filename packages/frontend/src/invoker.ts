@@ -327,24 +327,16 @@ export class Invoker {
       try {
         answer =
           local === undefined
-            ? await this.whileAlive(
-                workerId,
-                timeoutMs,
-                subject,
-                () =>
-                  this.bus.request(subject, (data ??= encode(request)), {
-                    timeoutMs,
-                    headers: tracedHeaders,
-                  }),
-                false,
+            ? await this.whileAlive(workerId, () =>
+                this.bus.request(subject, (data ??= encode(request)), {
+                  timeoutMs,
+                  headers: tracedHeaders,
+                }),
               )
-            : await this.whileAlive(
-                workerId,
+            : await this.whileAlive(workerId, () => local.invokeLocal(request, tracedHeaders), {
                 timeoutMs,
                 subject,
-                () => local.invokeLocal(request, tracedHeaders),
-                true,
-              );
+              });
       } catch (error) {
         endSpan(requestSpan, error);
         if (error instanceof WorkerLostError) {
@@ -422,24 +414,26 @@ export class Invoker {
 
   /**
    * The worker's answer, ended early with WorkerLostError when the worker is
-   * lost before it answers. A local worker's wait is bounded as the bus
-   * bounds a request's: BusTimeoutError after `timeoutMs`.
+   * lost before it answers. `bound` limits a local worker's wait as the bus
+   * limits a request's: BusTimeoutError after `timeoutMs`.
    */
   private whileAlive<T>(
     workerId: string,
-    timeoutMs: number,
-    subject: string,
     ask: () => Promise<T>,
-    local: boolean,
+    bound?: { timeoutMs: number; subject: string },
   ): Promise<T> {
     return new Promise((resolve, reject) => {
       const unwatch = this.directory.watchLoss(workerId, (why) => reject(new WorkerLostError(why)));
-      const timer = local
-        ? setTimeout(
-            () => reject(new BusTimeoutError(`no reply on ${subject} within ${timeoutMs} ms`)),
-            timeoutMs,
-          )
-        : undefined;
+      const timer =
+        bound === undefined
+          ? undefined
+          : setTimeout(
+              () =>
+                reject(
+                  new BusTimeoutError(`no reply on ${bound.subject} within ${bound.timeoutMs} ms`),
+                ),
+              bound.timeoutMs,
+            );
       ask()
         .then(resolve, reject)
         .finally(() => {

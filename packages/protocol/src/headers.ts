@@ -22,7 +22,7 @@ export const LambdaHeaders = {
   traceId: "x-amzn-trace-id",
 } as const;
 
-/** Lambda Runtime API response headers (2018-06-01). */
+/** Lambda Runtime API headers (2018-06-01), and Gust's own on its exchanges. */
 export const RuntimeHeaders = {
   requestId: "lambda-runtime-aws-request-id",
   deadlineMs: "lambda-runtime-deadline-ms",
@@ -31,4 +31,10 @@ export const RuntimeHeaders = {
   clientContext: "lambda-runtime-client-context",
   cognitoIdentity: "lambda-runtime-cognito-identity",
   functionErrorType: "lambda-runtime-function-error-type",
+  /**
+   * With a result on Gust's result-then-next exchange: how long the
+   * invocation ran inside the sandbox, from its event to its result, in
+   * microseconds (no wait for a core before the sandbox got the event).
+   */
+  runDuration: "gust-run-duration-us",
 } as const;

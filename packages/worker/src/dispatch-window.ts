@@ -19,14 +19,17 @@
  * still be stretched by the sandbox losing its core midway, and a function
  * that flipped to long under load would send every waiting invocation out
  * at once.
+ *
  * An invocation holds its slot until it is answered, or for `holdMs` at
  * most, so that a short function's long run (or a runaway loop) holds up
  * the others for no longer than that. That time counts only while the
  * worker's own event loop keeps up: when it stalls (a spawn, a pause of the
  * machine), answers wait unread, and letting every waiting invocation out
- * at once then would start sandboxes for all of them. Functions not known to be short — new,
- * slower, or on a runtime that reports nothing — never wait: a function that
- * waits on I/O needs every execution environment it asks for, at once.
+ * at once then would start sandboxes for all of them.
+ *
+ * Functions not known to be short — new, slower, or on a runtime that
+ * reports nothing — never wait: a function that waits on I/O needs every
+ * execution environment it asks for, at once.
  */
 
 export interface DispatchWindowOptions {

@@ -420,10 +420,7 @@ export class ProcessSandbox implements Sandbox {
       endSpan(handlerSpan, verdict.outcome === Outcomes.success ? undefined : verdict.outcome);
     }
     const answered = settled.from === "runtime" && settled.outcome.kind !== "abandoned";
-    const runDurationMs =
-      settled.from === "runtime" && settled.outcome.kind !== "abandoned"
-        ? settled.outcome.runDurationMs
-        : undefined;
+    const runDurationMs = answered ? settled.outcome.runDurationMs : undefined;
     const run = {
       durationMs,
       answered,

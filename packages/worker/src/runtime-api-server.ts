@@ -41,12 +41,9 @@ export interface RuntimeInvocation {
 }
 
 /**
- * Gust's runtime says with its result how long the invocation ran inside the
- * sandbox (microseconds): unlike the worker's own measure, no wait for a core
- * to run the sandbox on is in it.
+ * `runDurationMs`: how long the run took inside the sandbox, when its runtime
+ * says so with the result (RuntimeHeaders.runDuration; Gust's runtime does).
  */
-export const RUN_DURATION_HEADER = "gust-run-duration-us";
-
 export type RuntimeOutcome =
   | { kind: "response"; body: Uint8Array; runDurationMs?: number }
   /** Lambda error JSON: what the runtime posted, or Gust's when the response was too large. */
@@ -355,7 +352,7 @@ export class RuntimeApiServer {
       return;
     }
     if (!thenNext) this.#accepted(response);
-    const reported = Number(header(request, RUN_DURATION_HEADER));
+    const reported = Number(header(request, RuntimeHeaders.runDuration));
     const ran =
       Number.isFinite(reported) && reported >= 0 ? { runDurationMs: reported / 1000 } : {};
     current.settle(
