@@ -4,28 +4,9 @@
  * ceiling for a handler that sleeps. Run as its own process; prints its
  * port on stdout.
  */
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { serveBare } from "./bare-server.js";
 
-const server = createServer((request, response) => {
-  const chunks: Buffer[] = [];
-  const sleep = /^\/sleep\/(\d+)$/.exec(request.url ?? "");
-  const delayMs = sleep ? Number(sleep[1]) : 0;
-  request.on("data", (chunk: Buffer) => chunks.push(chunk));
-  request.on("end", () => {
-    const body = Buffer.concat(chunks);
-    const answer = () => {
-      response.writeHead(200, {
-        "content-type": "application/json",
-        "content-length": body.length,
-      });
-      response.end(body);
-    };
-    if (delayMs > 0) setTimeout(answer, delayMs);
-    else answer();
-  });
+serveBare((body, sleepMs, answer) => {
+  if (sleepMs > 0) setTimeout(() => answer(body), sleepMs);
+  else answer(body);
 });
-server.listen(0, "127.0.0.1", () => {
-  process.stdout.write(`${(server.address() as AddressInfo).port}\n`);
-});
-process.on("SIGTERM", () => server.close(() => process.exit(0)));

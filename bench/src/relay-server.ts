@@ -16,9 +16,8 @@
  * at once.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
+import { serveBare } from "./bare-server.js";
 
 const CHILD = fileURLToPath(new URL("./relay-child.js", import.meta.url));
 const INITIAL_CHILDREN = 8;
@@ -91,33 +90,19 @@ function acquire(): Promise<Child> {
 
 for (let i = 0; i < INITIAL_CHILDREN; i++) idle.push(startChild());
 
-const server = createServer((request, response) => {
-  const chunks: Buffer[] = [];
-  const sleep = /^\/sleep\/(\d+)$/.exec(request.url ?? "");
-  const sleepMs = sleep ? Number(sleep[1]) : 0;
-  request.on("data", (chunk: Buffer) => chunks.push(chunk));
-  request.on("end", () => {
-    const body = Buffer.concat(chunks);
-    void turn()
-      .then(acquire)
-      .then((child) => {
-        child.answer = (answer) => {
-          response.writeHead(200, {
-            "content-type": "application/json",
-            "content-length": answer.length,
-          });
-          response.end(answer);
-          endTurn();
-        };
-        const header = Buffer.alloc(8);
-        header.writeUInt32BE(4 + body.length, 0);
-        header.writeUInt32BE(sleepMs, 4);
-        child.process.stdin!.write(Buffer.concat([header, body]));
-      });
-  });
-});
-server.listen(0, "127.0.0.1", () => {
-  process.stdout.write(`${(server.address() as AddressInfo).port}\n`);
+const server = serveBare((body, sleepMs, answer) => {
+  void turn()
+    .then(acquire)
+    .then((child) => {
+      child.answer = (reply) => {
+        answer(reply);
+        endTurn();
+      };
+      const header = Buffer.alloc(8);
+      header.writeUInt32BE(4 + body.length, 0);
+      header.writeUInt32BE(sleepMs, 4);
+      child.process.stdin!.write(Buffer.concat([header, body]));
+    });
 });
 process.on("SIGTERM", () => {
   for (const child of all) child.process.kill("SIGKILL");
