@@ -26,6 +26,16 @@ function runs(window: DispatchWindow, key: string, ms: number, count = 16): void
   for (let i = 0; i < count; i++) window.learn(key, ms);
 }
 
+/** On fake timers, a window of one slot held for 10 ms: one short invocation out, one waiting. */
+function oneOutOneWaiting() {
+  vi.useFakeTimers();
+  const held = windowOf(1, 10);
+  runs(held.window, "fn", 0.1);
+  const out = held.window.enter("fn") as DispatchPass;
+  const next = held.window.enter("fn");
+  return { ...held, out, next };
+}
+
 async function settledCount(passes: Array<Promise<DispatchPass> | DispatchPass | undefined>) {
   let settled = 0;
   await Promise.all(
@@ -94,11 +104,7 @@ describe("DispatchWindow", () => {
   });
 
   it("frees a slot held past holdMs, answered or not", async () => {
-    vi.useFakeTimers();
-    const { window, advance } = windowOf(1, 10);
-    runs(window, "fn", 0.1);
-    const stuck = window.enter("fn") as DispatchPass;
-    const next = window.enter("fn");
+    const { window, advance, out: stuck, next } = oneOutOneWaiting();
     advance(9);
     expect(await settledCount([next])).toBe(0);
     advance(1);
@@ -110,11 +116,7 @@ describe("DispatchWindow", () => {
   });
 
   it("does not count a stall of the event loop against the slots", async () => {
-    vi.useFakeTimers();
-    const { window, stall } = windowOf(1, 10);
-    runs(window, "fn", 0.1);
-    const out = window.enter("fn") as DispatchPass;
-    const next = window.enter("fn");
+    const { window, stall, out, next } = oneOutOneWaiting();
     // Blocked for 50 ms: the expiry timer runs 40 ms late, and lets nobody out...
     stall(50);
     vi.advanceTimersToNextTimer();
