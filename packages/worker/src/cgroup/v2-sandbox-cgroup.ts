@@ -1,0 +1,120 @@
+/**
+ * A sandbox's group on cgroup v2: one directory, joined once, with the
+ * controllers its parent enabled in cgroup.subtree_control.
+ * Documentation/admin-guide/cgroup-v2.rst: cgroup.freeze and cgroup.events'
+ * "frozen" (5.2+), cgroup.kill (5.14+), memory.events' oom_kill,
+ * memory.peak (5.19+; resettable per open file since 6.12), "populated" in
+ * cgroup.events for emptiness, memory.oom.group to kill the whole group as
+ * one when it runs out of memory (Lambda ends the environment, not one
+ * process).
+ */
+import { HeldFile, exists, readText, readTextIfPresent, writeText } from "./cgroup-fs.js";
+import { checkMemoryBytes, memoryLimitWrites } from "./limits.js";
+import { SandboxCgroup, applyWrites, keyedValue, pollUntil } from "./sandbox-cgroup.js";
+import type { SandboxCgroupTimeouts } from "./sandbox-cgroup.js";
+
+export class V2SandboxCgroup extends SandboxCgroup {
+  override readonly version = 2;
+  readonly #dir: string;
+  /** memory.peak held open so a reset through it is seen by reads through it. */
+  #peakFile: HeldFile | undefined;
+  /** No resettable memory.peak: the largest memory.current seen since the last reset. */
+  #sampledPeak = 0;
+  #peakResetUnsupported = false;
+  #hasKill: boolean | undefined;
+
+  constructor(
+    sandboxId: string,
+    dir: string,
+    timeouts: SandboxCgroupTimeouts,
+    onDisposed?: () => void,
+  ) {
+    super(sandboxId, [dir], timeouts, onDisposed);
+    this.#dir = dir;
+  }
+
+  async setMemoryLimit(bytes: number): Promise<void> {
+    checkMemoryBytes(bytes);
+    await applyWrites(() => this.#dir, memoryLimitWrites(2, bytes));
+  }
+
+  async freeze(): Promise<void> {
+    await this.freezeUntil(Date.now() + this.timeouts.freezeWaitMs);
+  }
+
+  protected async freezeUntil(deadline: number): Promise<void> {
+    await writeText(`${this.#dir}/cgroup.freeze`, "1");
+    // cgroup.freeze is the wish; cgroup.events' "frozen 1" says every task has stopped.
+    const frozen = await pollUntil(async () => (await this.#event("frozen")) === 1, deadline);
+    if (!frozen) {
+      await writeText(`${this.#dir}/cgroup.freeze`, "0").catch(() => undefined);
+      throw this.freezeTimeoutError(`${this.#dir}/cgroup.events`);
+    }
+  }
+
+  async thaw(): Promise<void> {
+    await writeText(`${this.#dir}/cgroup.freeze`, "0");
+  }
+
+  async oomKills(): Promise<number> {
+    return keyedValue(await readText(`${this.#dir}/memory.events`), "oom_kill") ?? 0;
+  }
+
+  async memoryPeakBytes(): Promise<number> {
+    const current = await this.memoryCurrentBytes();
+    if (this.#peakFile) return Math.max(current, Number(await this.#peakFile.read()));
+    if (!this.#peakResetUnsupported) {
+      const peak = await readTextIfPresent(`${this.#dir}/memory.peak`);
+      if (peak !== undefined) return Math.max(current, Number(peak));
+    }
+    return this.#sampledPeak;
+  }
+
+  async resetPeak(): Promise<void> {
+    this.#peakFile ??= this.#peakResetUnsupported
+      ? undefined
+      : await HeldFile.open(`${this.#dir}/memory.peak`);
+    if (this.#peakFile) {
+      try {
+        await this.#peakFile.write("reset");
+        return;
+      } catch {
+        await this.#peakFile.close();
+        this.#peakFile = undefined;
+      }
+    }
+    // Before 6.12 memory.peak cannot be reset: from here on the peak is sampled.
+    this.#peakResetUnsupported = true;
+    this.#sampledPeak = 0;
+    await this.memoryCurrentBytes();
+  }
+
+  async memoryCurrentBytes(): Promise<number> {
+    const current = Number(await readText(`${this.#dir}/memory.current`));
+    this.#sampledPeak = Math.max(this.#sampledPeak, current);
+    return current;
+  }
+
+  /** "populated 0": no process in the group or below it. */
+  async isEmpty(): Promise<boolean> {
+    const populated = await this.#event("populated");
+    return populated === undefined ? (await this.pids()).length === 0 : populated === 0;
+  }
+
+  protected async killByKernel(): Promise<boolean> {
+    this.#hasKill ??= await exists(`${this.#dir}/cgroup.kill`);
+    if (!this.#hasKill) return false;
+    await writeText(`${this.#dir}/cgroup.kill`, "1");
+    return true;
+  }
+
+  protected override async released(): Promise<void> {
+    await this.#peakFile?.close();
+    this.#peakFile = undefined;
+  }
+
+  async #event(key: string): Promise<number | undefined> {
+    const events = await readTextIfPresent(`${this.#dir}/cgroup.events`);
+    return events === undefined ? undefined : keyedValue(events, key);
+  }
+}
