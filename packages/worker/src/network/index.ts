@@ -1,0 +1,21 @@
+/**
+ * @module
+ * Sandbox networks: a network namespace per sandbox slot, loopback only or
+ * with filtered, NATed egress to the world, and the host firewall that keeps
+ * sandboxes from the host, the platform, cloud metadata and one another.
+ */
+export {
+  SandboxNetworks,
+  uninstallSandboxFirewall,
+  namespaceName,
+  NETNS_DIR,
+} from "./sandbox-networks.js";
+export { detectNetworkIsolation } from "./detect.js";
+export { resolveSandboxNetworkOptions, DEFAULT_ADDRESS_POOL } from "./options.js";
+export { SandboxNetworkError } from "./commands.js";
+export { FirewallChains, LINK_LOCAL, SANDBOX_LINK_PREFIX } from "./firewall.js";
+
+export type { SandboxNetwork, SandboxNetworksDeps } from "./sandbox-networks.js";
+export type { Capability, NetworkIsolationSupport } from "./detect.js";
+export type { SandboxNetworkOptions, ResolvedSandboxNetworkOptions } from "./options.js";
+export type { CommandRunner, CommandResult } from "./commands.js";
