@@ -4,12 +4,8 @@
  * with the reason otherwise. Every group is named with a random suffix and
  * removed after its test, processes included.
  */
-import { spawn } from "node:child_process";
-import type { ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -17,105 +13,44 @@ import { CgroupTree } from "./cgroup-tree.js";
 import { detectCgroups } from "./detect.js";
 import { CgroupError } from "./errors.js";
 import { JOIN_FAILED_EXIT_CODE } from "./join-script.js";
+import {
+  TestProcesses,
+  cpuTicks,
+  isDead,
+  kernelSkipReason,
+  sessionId,
+  uniqueName,
+  waitFor,
+} from "./kernel-test-support.js";
 import { LAMBDA_PIDS_MAX } from "./limits.js";
 import type { CgroupLimits } from "./limits.js";
-import type { SandboxCgroup } from "./sandbox-cgroup.js";
 
 const MiB = 1024 * 1024;
 const support = await detectCgroups();
-const skipReason = !support.available
-  ? support.reason
-  : process.getuid?.() !== 0
-    ? "not running as root"
-    : undefined;
+const skipReason = kernelSkipReason(support);
 const LIMITS: CgroupLimits = { memoryBytes: 256 * MiB, pidsMax: LAMBDA_PIDS_MAX, cpuWeight: 100 };
 
-interface Launched {
-  child: ChildProcess;
-  pid: number;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  stderr: () => string;
-}
-
 let tree: CgroupTree | undefined;
-let workDir: string;
-const children: ChildProcess[] = [];
-
-/** Start `script` under /bin/sh inside `group`, the way a sandbox launcher will. */
-function launch(group: SandboxCgroup, script: string): Launched {
-  const child = spawn("/bin/sh", group.launcherArgs("/bin/sh", ["-c", script]), {
-    stdio: ["ignore", "ignore", "pipe"],
-    cwd: workDir,
-  });
-  children.push(child);
-  let stderr = "";
-  child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once("exit", (code, signal) => resolve({ code, signal })),
-  );
-  return { child, pid: child.pid!, exited, stderr: () => stderr };
-}
-
-async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-/** A pid a script wrote into a file in the work dir. */
-function pidFrom(name: string): Promise<number> {
-  return waitFor(`pid file ${name}`, async () => {
-    const text = await readFile(path.join(workDir, name), "utf8").catch(() => "");
-    return text.trim() === "" ? undefined : Number(text.trim());
-  });
-}
-
-/** User plus system CPU time in clock ticks, from /proc/<pid>/stat (fields 14 and 15). */
-async function cpuTicks(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(fields[11]) + Number(fields[12]);
-}
-
-/** Gone, or a zombie waiting for its parent (it runs no more and is in no group). */
-async function isDead(pid: number): Promise<boolean> {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => undefined);
-  return stat === undefined || stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
-}
-
-async function sessionId(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[3]);
-}
-
-function uniqueName(prefix: string): string {
-  return `${prefix}-${randomBytes(4).toString("hex")}`;
-}
+let processes: TestProcesses;
+const launch: TestProcesses["launch"] = (group, script) => processes.launch(group, script);
+const pidFrom = (name: string) => processes.pidFrom(name);
 
 describe.skipIf(skipReason !== undefined)(
   `sandbox control groups on this kernel${skipReason ? ` (skipped: ${skipReason})` : ""}`,
   () => {
     beforeEach(async () => {
-      workDir = await mkdtemp(path.join(tmpdir(), "gust-cgroup-"));
+      processes = await TestProcesses.create();
       tree = await CgroupTree.open(uniqueName("test-worker"), support);
     });
 
     afterEach(async () => {
-      await tree?.close();
-      for (const dir of tree?.directories ?? []) expect(existsSync(dir)).toBe(false);
-      tree = undefined;
-      for (const child of children.splice(0)) {
-        if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      try {
+        await tree?.close();
+        for (const dir of tree?.directories ?? []) expect(existsSync(dir)).toBe(false);
+      } finally {
+        tree = undefined;
+        await processes.cleanup();
       }
-      await rm(workDir, { recursive: true, force: true });
     });
 
     it("holds a launched process and its double-forked setsid grandchild", async () => {
@@ -142,41 +77,53 @@ describe.skipIf(skipReason !== undefined)(
       expect((await launched.exited).signal).toBe("SIGKILL");
     });
 
-    it("kills a double-forked process that allocates beyond the memory limit, and counts the OOM kill", async () => {
-      const group = await tree!.create(uniqueName("sb"), { ...LIMITS, memoryBytes: 64 * MiB });
-      expect(await group.oomKills()).toBe(0);
-      // tail holds its whole input when it has no newline: 300 MB in one process.
-      const launched = launch(
-        group,
-        `(setsid sh -c 'echo $$ > hog; head -c 300M /dev/zero | tail > /dev/null; echo $? > hog-status' &); exec sleep 300`,
-      );
-      await pidFrom("hog");
-      const status = await pidFrom("hog-status");
-      expect(status).toBeGreaterThan(128); // the pipeline's tail died by a signal
-      expect(await group.oomKills()).toBeGreaterThanOrEqual(1);
-      expect(await group.memoryPeakBytes()).toBeLessThanOrEqual(64 * MiB);
-      expect(await group.memoryPeakBytes()).toBeGreaterThan(32 * MiB);
-      await group.dispose();
-      expect((await launched.exited).signal).toBe("SIGKILL");
-    });
+    it(
+      "kills a double-forked process that allocates beyond the memory limit, and counts the OOM kill",
+      {
+        timeout: 60_000,
+      },
+      async () => {
+        const group = await tree!.create(uniqueName("sb"), { ...LIMITS, memoryBytes: 64 * MiB });
+        expect(await group.oomKills()).toBe(0);
+        // tail holds its whole input when it has no newline: 300 MB in one process.
+        const launched = launch(
+          group,
+          `(setsid sh -c 'echo $$ > hog; head -c 300M /dev/zero | tail > /dev/null; echo $? > hog-status' &); exec sleep 300`,
+        );
+        await pidFrom("hog");
+        const status = await pidFrom("hog-status");
+        expect(status).toBeGreaterThan(128); // the pipeline's tail died by a signal
+        expect(await group.oomKills()).toBeGreaterThanOrEqual(1);
+        expect(await group.memoryPeakBytes()).toBeLessThanOrEqual(64 * MiB);
+        expect(await group.memoryPeakBytes()).toBeGreaterThan(32 * MiB);
+        await group.dispose();
+        expect((await launched.exited).signal).toBe("SIGKILL");
+      },
+    );
 
-    it("moves the memory limit of a live group down and up (a pre-initialized sandbox meets its function)", async () => {
-      const group = await tree!.create(uniqueName("sb"), { ...LIMITS, memoryBytes: 512 * MiB });
-      const hold200 = async (): Promise<number> => {
-        const run = launch(group, "head -c 200M /dev/zero | tail > /dev/null");
-        const { code, signal } = await run.exited;
-        return code ?? (signal === null ? -1 : 128);
-      };
-      expect(await hold200()).toBe(0);
-      await group.setMemoryLimit(96 * MiB);
-      expect(await hold200()).toBeGreaterThan(128);
-      expect(await group.oomKills()).toBeGreaterThanOrEqual(1);
-      await group.setMemoryLimit(384 * MiB);
-      expect(await hold200()).toBe(0);
-      await expect(group.setMemoryLimit(1000)).rejects.toThrow(RangeError);
-    });
+    it(
+      "moves the memory limit of a live group down and up (a pre-initialized sandbox meets its function)",
+      {
+        timeout: 60_000,
+      },
+      async () => {
+        const group = await tree!.create(uniqueName("sb"), { ...LIMITS, memoryBytes: 512 * MiB });
+        const hold100 = async (): Promise<number> => {
+          const run = launch(group, "head -c 100M /dev/zero | tail > /dev/null");
+          const { code, signal } = await run.exited;
+          return code ?? (signal === null ? -1 : 128);
+        };
+        expect(await hold100()).toBe(0);
+        await group.setMemoryLimit(48 * MiB);
+        expect(await hold100()).toBeGreaterThan(128);
+        expect(await group.oomKills()).toBeGreaterThanOrEqual(1);
+        await group.setMemoryLimit(256 * MiB);
+        expect(await hold100()).toBe(0);
+        await expect(group.setMemoryLimit(1000)).rejects.toThrow(RangeError);
+      },
+    );
 
-    it("reports the memory peak and resets it to current use", async () => {
+    it("reports the memory peak and resets it to current use", { timeout: 60_000 }, async () => {
       const group = await tree!.create(uniqueName("sb"), LIMITS);
       const run = launch(group, "head -c 120M /dev/zero | tail > /dev/null");
       expect((await run.exited).code).toBe(0);
@@ -268,7 +215,7 @@ describe.skipIf(skipReason !== undefined)(
       await group.dispose();
       const launched = launch(group, "touch ran");
       expect((await launched.exited).code).toBe(JOIN_FAILED_EXIT_CODE);
-      expect(existsSync(path.join(workDir, "ran"))).toBe(false);
+      expect(existsSync(path.join(processes.workDir, "ran"))).toBe(false);
     });
 
     it("refuses a second group of the same id and leaves the first intact", async () => {

@@ -1,12 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  chooseCgroups,
-  directoryOf,
-  parentDirectories,
-  parseMountInfo,
-  parseProcCgroup,
-  parseProcMounts,
-} from "./detect.js";
+import { chooseCgroups, parentDirectories, parseMountInfo, parseProcMounts } from "./detect.js";
 
 // This machine: v1 controllers, each in its own hierarchy, and a cgroup2 mount with none.
 const HYBRID_MOUNTINFO = `22 1 253:0 / / rw,relatime - ext4 /dev/vda rw
@@ -19,18 +12,10 @@ const HYBRID_MOUNTINFO = `22 1 253:0 / / rw,relatime - ext4 /dev/vda rw
 39 30 0:36 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
 40 30 0:37 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
 `;
-const HYBRID_SELF = `9:name=systemd:/
-8:pids:/
-6:freezer:/
-4:memory:/process_api/f07f
-1:cpu:/
-0::/
-`;
 
 // A systemd host: one cgroup2 hierarchy with every controller.
 const V2_MOUNTINFO = `25 1 0:23 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot
 `;
-const V2_SELF = "0::/system.slice/gust-worker.service\n";
 const V2_CONTROLLERS = ["cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc"];
 
 describe("parseMountInfo", () => {
@@ -72,42 +57,10 @@ describe("parseMountInfo", () => {
   });
 });
 
-describe("parseProcCgroup", () => {
-  it("maps each controller to its path and the v2 line to ''", () => {
-    const paths = parseProcCgroup("2:cpu,cpuacct:/a\n4:memory:/b:c\n0::/d\n");
-    expect([...paths]).toEqual([
-      ["cpu", "/a"],
-      ["cpuacct", "/a"],
-      ["memory", "/b:c"],
-      ["", "/d"],
-    ]);
-  });
-});
-
-describe("directoryOf", () => {
-  const mount = {
-    mountPoint: "/m",
-    root: "/kubepods",
-    version: 1 as const,
-    controllers: [],
-    readOnly: false,
-  };
-  it("places a group inside a bind-mounted subtree relative to its top", () => {
-    expect(directoryOf(mount, "/kubepods/pod1")).toBe("/m/pod1");
-    expect(directoryOf(mount, "/kubepods")).toBe("/m");
-  });
-  it("falls back to the mount's top for a group it cannot see", () => {
-    expect(directoryOf(mount, "/other")).toBe("/m");
-    expect(directoryOf(mount, "/kubepods/../x")).toBe("/m");
-    expect(directoryOf(mount, undefined)).toBe("/m");
-  });
-});
-
 describe("chooseCgroups", () => {
-  it("uses v1 on a hybrid host whose cgroup2 mount has no controllers, under the worker's own groups", () => {
+  it("uses v1 on a hybrid host whose cgroup2 mount has no controllers, at the top of each hierarchy", () => {
     const support = chooseCgroups({
       mounts: parseMountInfo(HYBRID_MOUNTINFO),
-      selfPaths: parseProcCgroup(HYBRID_SELF),
       v2Controllers: [],
     });
     expect(support).toEqual({
@@ -116,21 +69,20 @@ describe("chooseCgroups", () => {
       hierarchies: {
         memory: {
           mountPoint: "/sys/fs/cgroup/memory",
-          parent: "/sys/fs/cgroup/memory/process_api/f07f",
+          parent: "/sys/fs/cgroup/memory",
         },
         pids: { mountPoint: "/sys/fs/cgroup/pids", parent: "/sys/fs/cgroup/pids" },
         cpu: { mountPoint: "/sys/fs/cgroup/cpu", parent: "/sys/fs/cgroup/cpu" },
         freezer: { mountPoint: "/sys/fs/cgroup/freezer", parent: "/sys/fs/cgroup/freezer" },
       },
     });
-    expect(parentDirectories(support)).toContain("/sys/fs/cgroup/memory/process_api/f07f");
+    expect(parentDirectories(support)).toContain("/sys/fs/cgroup/memory");
   });
 
-  it("uses v2 when its top offers memory, pids and cpu, at the top rather than beside the worker", () => {
+  it("uses v2 when its top offers memory, pids and cpu, at the top", () => {
     expect(
       chooseCgroups({
         mounts: parseMountInfo(V2_MOUNTINFO),
-        selfPaths: parseProcCgroup(V2_SELF),
         v2Controllers: V2_CONTROLLERS,
       }),
     ).toEqual({
@@ -143,7 +95,6 @@ describe("chooseCgroups", () => {
   it("prefers v2 on a hybrid host whose cgroup2 mount has the controllers", () => {
     const support = chooseCgroups({
       mounts: parseMountInfo(HYBRID_MOUNTINFO),
-      selfPaths: parseProcCgroup(HYBRID_SELF),
       v2Controllers: ["memory", "pids", "cpu"],
     });
     expect(support.available && support.version).toBe(2);
@@ -152,7 +103,6 @@ describe("chooseCgroups", () => {
   it("says why when nothing is usable", () => {
     const noPids = chooseCgroups({
       mounts: parseMountInfo(V2_MOUNTINFO),
-      selfPaths: new Map(),
       v2Controllers: ["cpu", "memory"],
     });
     expect(noPids).toEqual({
@@ -162,16 +112,13 @@ describe("chooseCgroups", () => {
     });
     const readOnly = chooseCgroups({
       mounts: parseMountInfo(V2_MOUNTINFO.replace("relatime shared", "relatime,ro shared")),
-      selfPaths: new Map(),
       v2Controllers: V2_CONTROLLERS,
     });
     expect(readOnly).toEqual({
       available: false,
       reason: "cgroup2 at /sys/fs/cgroup is mounted read-only",
     });
-    expect(
-      chooseCgroups({ mounts: [], selfPaths: new Map(), v2Controllers: undefined }),
-    ).toMatchObject({
+    expect(chooseCgroups({ mounts: [], v2Controllers: undefined })).toMatchObject({
       available: false,
       reason: expect.stringMatching(/no cgroup2 mount/),
     });

@@ -1,21 +1,22 @@
 /**
  * Which cgroup interface this host offers, found from what is mounted
- * (/proc/self/mountinfo) and where this process sits (/proc/self/cgroup),
- * never by guessing paths: hosts mount v1 hierarchies, a pure v2 hierarchy,
- * or both (a "hybrid" host has v1 controllers and a cgroup2 mount with none
- * of them, as on the machine this was written on).
+ * (/proc/self/mountinfo, else /proc/mounts), never by guessing paths: hosts
+ * mount v1 hierarchies, a pure v2 hierarchy, or both (a "hybrid" host has v1
+ * controllers and a cgroup2 mount with none of them, as on the machine this
+ * was written on).
  *
- * v2 is used when its root offers every controller Gust needs; otherwise v1
- * when each of them is mounted. Where Gust's groups go differs:
- * - v1: under the worker's own group in each hierarchy, so a limit a
- *   container or service manager put on the worker still covers its tenants
- *   (v1 lets a group with processes have children).
- * - v2: a group with processes cannot hand controllers to children
- *   (cgroup-v2.rst, "No Internal Process Constraint"), and the worker's own
- *   group has the worker in it, so Gust's groups go at the top of the
- *   hierarchy this process can see (in a container with a cgroup namespace,
- *   that is the container's group). Pass another `parent` to `CgroupTree.open`
- *   for a delegated subtree (systemd `Delegate=yes`).
+ * v2 is used when its top group offers every controller Gust needs;
+ * otherwise v1 when each of them is mounted. Gust's groups go at the top of
+ * each hierarchy as mounted (in a container, that is the container's own
+ * group), not under the worker's group:
+ * - on v2 a group with processes cannot hand controllers to children
+ *   (cgroup-v2.rst, "No Internal Process Constraint"), and the worker's group
+ *   has the worker in it;
+ * - on both, a worker restarted in another group (another session, another
+ *   service manager's scope) still finds what its predecessor of the same
+ *   name left, and removes it before reusing uids.
+ * Pass `parent` to `CgroupTree.open` to use a delegated v2 subtree instead
+ * (systemd `Delegate=yes`).
  */
 import { constants } from "node:fs";
 import { access } from "node:fs/promises";
@@ -47,7 +48,7 @@ export type CgroupSupport =
 
 export interface CgroupMount {
   mountPoint: string;
-  /** The cgroup at the mount's top, relative to the hierarchy's root ("/" unless bind-mounted or namespaced). */
+  /** The cgroup at the mount's top, relative to the hierarchy's root ("/" unless bind-mounted, as containers do). */
   root: string;
   version: CgroupVersion;
   /** v1: the controllers bound to this hierarchy (from the super options); v2: none listed here. */
@@ -119,41 +120,8 @@ function unescapeMountPath(text: string): string {
   );
 }
 
-/**
- * /proc/self/cgroup: "hierarchy-ID:controller-list:path" per line; the v2
- * line is "0::path". Returns controller → path, with "" for the v2 path.
- */
-export function parseProcCgroup(text: string): Map<string, string> {
-  const paths = new Map<string, string>();
-  for (const line of text.split("\n")) {
-    const first = line.indexOf(":");
-    const second = line.indexOf(":", first + 1);
-    if (first < 0 || second < 0) continue;
-    const controllers = line.slice(first + 1, second);
-    const groupPath = line.slice(second + 1);
-    if (line.slice(0, first) === "0" && controllers === "") paths.set("", groupPath);
-    else for (const controller of controllers.split(",")) paths.set(controller, groupPath);
-  }
-  return paths;
-}
-
-/** The directory of `groupPath` inside a mount whose top is the cgroup `root`. */
-export function directoryOf(mount: CgroupMount, groupPath: string | undefined): string {
-  if (groupPath === undefined) return mount.mountPoint;
-  const root = mount.root === "/" ? "" : mount.root;
-  if (groupPath !== root && !groupPath.startsWith(`${root}/`)) return mount.mountPoint;
-  // "(deleted)" or "/.." paths (outside this namespace) are not ours to nest under.
-  const relative = groupPath.slice(root.length);
-  if (relative.includes("/..") || relative.includes(" ")) return mount.mountPoint;
-  return relative === "" || relative === "/"
-    ? mount.mountPoint
-    : path.join(mount.mountPoint, relative);
-}
-
 export interface CgroupFacts {
   mounts: CgroupMount[];
-  /** From /proc/self/cgroup. */
-  selfPaths: Map<string, string>;
   /** cgroup.controllers of the v2 mount's top group, when there is a v2 mount. */
   v2Controllers: string[] | undefined;
 }
@@ -190,10 +158,7 @@ export function chooseCgroups(facts: CgroupFacts): CgroupSupport {
         reason: `cgroup v1 ${controller} at ${mount.mountPoint} is mounted read-only`,
       };
     }
-    hierarchies[controller] = {
-      mountPoint: mount.mountPoint,
-      parent: directoryOf(mount, facts.selfPaths.get(controller)),
-    };
+    hierarchies[controller] = { mountPoint: mount.mountPoint, parent: mount.mountPoint };
   }
   if (missing.length === 0) {
     return {
@@ -235,9 +200,6 @@ export async function detectCgroups(): Promise<CgroupSupport> {
   const mounts =
     mountInfo !== undefined ? parseMountInfo(mountInfo) : parseProcMounts(procMounts ?? "");
   if (mounts.length === 0) return { available: false, reason: "no cgroup file system is mounted" };
-  const selfPaths = parseProcCgroup(
-    (await readTextIfPresent("/proc/self/cgroup").catch(() => undefined)) ?? "",
-  );
   const unified = mounts.find((mount) => mount.version === 2);
   const controllersText = unified
     ? await readTextIfPresent(path.join(unified.mountPoint, "cgroup.controllers")).catch(
@@ -246,7 +208,6 @@ export async function detectCgroups(): Promise<CgroupSupport> {
     : undefined;
   const support = chooseCgroups({
     mounts,
-    selfPaths,
     v2Controllers: controllersText?.trim().split(/\s+/).filter(Boolean),
   });
   for (const dir of parentDirectories(support)) {

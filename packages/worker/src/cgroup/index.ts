@@ -1,30 +1,49 @@
 /**
  * @module
- * A control group per sandbox, so Lambda's limits hold for every process a
- * handler starts, not only the runtime's own: MemorySize for the whole tree,
- * at most 1,024 tasks, a CPU weight, the group frozen between invocations,
- * killed whole at timeout and on recycle (double-forked `setsid` children
- * included: a process can leave its session, not its cgroup), out-of-memory
- * kills and Max Memory Used read from the kernel, and emptiness known before
- * a sandbox's uid is handed out again.
+ * A control group per sandbox, so that Lambda's limits hold for every process
+ * a handler starts and not only for the runtime it was spawned as. A process
+ * can leave its process group and session (`setsid … &`); it cannot leave its
+ * cgroup. Per-process rlimits and /proc sampling (memory-watchdog.ts) lose
+ * such processes; the kernel does not.
  *
- * cgroup v1 (separate hierarchies per controller, freezer.state, no kill
- * switch) and v2 (one hierarchy, cgroup.freeze, cgroup.kill) are both
- * supported; detectCgroups chooses from what is mounted. Joining is race-free:
- * see join-script.ts.
+ * What Lambda promises, and the files that keep it
+ * (Documentation/admin-guide/cgroup-v1/*.rst, cgroup-v2.rst):
  *
- * Usage: detectCgroups() → CgroupTree.open(workerName, support) →
- * removeStale() → create(sandboxId, limits) per sandbox → spawn("/bin/sh",
- * group.launcherArgs(cmd, args)) → freeze/thaw around invocations →
- * dispose() on recycle → close() when the worker stops.
+ *   limit / event            v1 (one hierarchy each)          v2 (one hierarchy)
+ *   MemorySize, whole tree   memory.limit_in_bytes            memory.max
+ *   …and no swap             memory.memsw.limit_in_bytes      memory.swap.max = 0
+ *   1,024 tasks              pids.max                         pids.max
+ *   fair CPU                 cpu.shares (weight×1024/100)     cpu.weight
+ *   frozen between calls     freezer.state FROZEN, polled     cgroup.freeze, cgroup.events "frozen 1"
+ *   killed at timeout        freeze, SIGKILL each, thaw, loop cgroup.kill (5.14+), else the same loop
+ *   OOM kill reported        memory.oom_control oom_kill      memory.events oom_kill
+ *   Max Memory Used          memory.max_usage_in_bytes (0 resets)  memory.peak (6.12+ resets), else sampled
+ *   nothing left             every cgroup.procs empty         cgroup.events "populated 0"
+ *
+ * v1 needs four directories per sandbox and four joins; v2 needs one of each,
+ * but controllers reach a group only through its parent's
+ * cgroup.subtree_control, and a group that hands them out may hold no
+ * processes, so Gust's groups live at `<top>/gust/<worker>/<sandbox>` rather
+ * than under the worker's own group. detectCgroups chooses from what is
+ * mounted and says why when neither is usable (the worker then refuses
+ * untrusted tenants).
+ *
+ * Joining is race-free: the launcher is /bin/sh running as root, which writes
+ * its own pid into each cgroup.procs and then execs — into the runtime, after
+ * dropping to the sandbox's uid — so nothing it forks is ever outside
+ * (join-script.ts):
+ *
+ *   spawn("/bin/sh", group.launcherArgs("setpriv",
+ *     ["--reuid", uid, "--regid", gid, "--clear-groups", "--", runtime, ...args]))
+ *
+ * Lifecycle: detectCgroups() → CgroupTree.open(workerName, support) →
+ * removeStale() before handing out uids → create(sandboxId, limits) per
+ * sandbox → launch → setMemoryLimit at assignment → thaw/freeze around each
+ * invocation, oomKills() and memoryPeakBytes() after it → killAll() at a
+ * timeout → dispose() on recycle (the uid is free once it resolves) →
+ * close() when the worker stops.
  */
-export {
-  detectCgroups,
-  chooseCgroups,
-  parseMountInfo,
-  parseProcMounts,
-  parseProcCgroup,
-} from "./detect.js";
+export { detectCgroups, chooseCgroups, parseMountInfo, parseProcMounts } from "./detect.js";
 export { CgroupTree, GUST_GROUP } from "./cgroup-tree.js";
 export { SandboxCgroup, DEFAULT_KILL_WAIT_MS, DEFAULT_FREEZE_WAIT_MS } from "./sandbox-cgroup.js";
 export {

@@ -107,6 +107,12 @@ export abstract class SandboxCgroup {
     return this.#disposed;
   }
 
+  /**
+   * A new MemorySize for a live group (a pre-initialized sandbox assigned to
+   * a function). Lowering it below what the group uses makes the kernel
+   * reclaim first and, failing that, refuse with a retryable EBUSY (v1) or
+   * OOM-kill inside the group (v2): assign before the runtime has grown.
+   */
   abstract setMemoryLimit(bytes: number): Promise<void>;
   /** Stop every task of the group; resolves once the kernel reports the whole group frozen. */
   abstract freeze(): Promise<void>;

@@ -4,9 +4,7 @@
  * Documentation/admin-guide/cgroup-v2.rst: cgroup.freeze and cgroup.events'
  * "frozen" (5.2+), cgroup.kill (5.14+), memory.events' oom_kill,
  * memory.peak (5.19+; resettable per open file since 6.12), "populated" in
- * cgroup.events for emptiness, memory.oom.group to kill the whole group as
- * one when it runs out of memory (Lambda ends the environment, not one
- * process).
+ * cgroup.events for emptiness.
  */
 import { HeldFile, exists, readText, readTextIfPresent, writeText } from "./cgroup-fs.js";
 import { checkMemoryBytes, memoryLimitWrites } from "./limits.js";
