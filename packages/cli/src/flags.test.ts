@@ -10,6 +10,10 @@ describe("command-line flags", () => {
       dispatchSlots: 0,
     });
     expect(sandboxOptions({ "dispatch-slots": "8" })).toEqual({ dispatchSlots: 8 });
+    expect(sandboxOptions({ "trust-tenants": true, "no-jail": true })).toEqual({
+      trustTenants: true,
+      jail: false,
+    });
   });
 
   it("refuses what is not a non-negative integer, naming the flag", () => {

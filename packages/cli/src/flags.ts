@@ -18,9 +18,14 @@ export interface SandboxFlags {
   "max-sandboxes"?: string | undefined;
   pool?: string | undefined;
   "dispatch-slots"?: string | undefined;
+  "trust-tenants"?: boolean | undefined;
+  "no-jail"?: boolean | undefined;
 }
 
-/** `--max-sandboxes`, `--pool` and `--dispatch-slots` as a worker's options; absent ones keep their defaults. */
+/**
+ * `--max-sandboxes`, `--pool`, `--dispatch-slots`, `--trust-tenants` and
+ * `--no-jail` as a worker's options; absent ones keep their defaults.
+ */
 export function sandboxOptions(values: SandboxFlags): WorkerOptions {
   const maxSandboxes = integer(values["max-sandboxes"], "max-sandboxes");
   const pool = integer(values.pool, "pool");
@@ -29,5 +34,7 @@ export function sandboxOptions(values: SandboxFlags): WorkerOptions {
     ...(maxSandboxes === undefined ? {} : { maxSandboxes }),
     ...(pool === undefined ? {} : { preinitializedPoolSize: pool }),
     ...(dispatchSlots === undefined ? {} : { dispatchSlots }),
+    ...(values["trust-tenants"] === true ? { trustTenants: true } : {}),
+    ...(values["no-jail"] === true ? { jail: false } : {}),
   };
 }

@@ -69,6 +69,8 @@ export const RESERVED_ENVIRONMENT_VARIABLES: ReadonlySet<string> = new Set([
   "AWS_LAMBDA_RUNTIME_API",
   "LAMBDA_TASK_ROOT",
   "LAMBDA_RUNTIME_DIR",
+  // Gust's: the unix socket a jailed Node.js runtime reaches its Runtime API on.
+  "GUST_RUNTIME_API_SOCKET",
 ]);
 
 export interface FunctionRecord {

@@ -50,7 +50,7 @@ async function rawServer(): Promise<RawServer> {
 }
 
 function connect(server: RawServer): HttpConnection {
-  return new HttpConnection("127.0.0.1", server.port, `host: 127.0.0.1:${server.port}\r\n`);
+  return new HttpConnection({ host: "127.0.0.1", port: server.port }, `host: 127.0.0.1:${server.port}\r\n`);
 }
 
 describe("HttpConnection", () => {
@@ -149,7 +149,7 @@ describe("HttpConnection", () => {
     const port = server.port;
     await server.close();
     servers.splice(0);
-    const http = new HttpConnection("127.0.0.1", port, "");
+    const http = new HttpConnection({ host: "127.0.0.1", port }, "");
     await expect(http.request("GET", "/next")).rejects.toThrow();
   });
 });

@@ -20,6 +20,9 @@ export const DEFAULT_REGION = "us-east-1";
 /** Lambda's limit for the init phase of an on-demand function. */
 export const DEFAULT_INIT_TIMEOUT_MS = 10_000;
 
+/** Lambda's default EphemeralStorage: the size of a sandbox's /tmp. */
+export const DEFAULT_EPHEMERAL_STORAGE_MB = 512;
+
 export interface WorkerOptions {
   /** Subject token naming this worker on the bus. @default a random 10-character id */
   workerId?: string;
@@ -58,6 +61,21 @@ export interface WorkerOptions {
    * @default DEFAULT_DISPATCH_HOLD_MS (10)
    */
   dispatchHoldMs?: number;
+  /**
+   * Jail each sandbox (namespaces, private /tmp, Runtime API on a unix
+   * socket; see jail.ts) where the host allows it: root, bubblewrap, socat.
+   * @default true
+   */
+  jail?: boolean;
+  /**
+   * Every tenant is trusted: the worker starts even where it cannot isolate
+   * sandboxes from each other and from the platform (no root, no namespaces).
+   * `gust dev` on a laptop is that case. Without it such a worker refuses to start.
+   * @default false
+   */
+  trustTenants?: boolean;
+  /** Size of each sandbox's private /tmp, in MB. @default DEFAULT_EPHEMERAL_STORAGE_MB (512) */
+  ephemeralStorageMb?: number;
 }
 
 export interface ResolvedWorkerOptions {
@@ -74,6 +92,9 @@ export interface ResolvedWorkerOptions {
   initTimeoutMs: number;
   dispatchSlots: number;
   dispatchHoldMs: number;
+  jail: boolean;
+  trustTenants: boolean;
+  ephemeralStorageMb: number;
 }
 
 const ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
@@ -148,5 +169,14 @@ export function resolveWorkerOptions(options: WorkerOptions = {}): ResolvedWorke
       0,
     ),
     dispatchHoldMs: integer("dispatchHoldMs", options.dispatchHoldMs, DEFAULT_DISPATCH_HOLD_MS, 1),
+    jail: options.jail ?? true,
+    trustTenants: options.trustTenants ?? false,
+    // Lambda's range: 512–10,240 MB.
+    ephemeralStorageMb: integer(
+      "ephemeralStorageMb",
+      options.ephemeralStorageMb,
+      DEFAULT_EPHEMERAL_STORAGE_MB,
+      1,
+    ),
   };
 }

@@ -16,6 +16,7 @@ import type { Logger } from "@gust/telemetry";
 import { ProcessSandbox } from "./process-sandbox.js";
 import type { ProcessSandboxSpec } from "./process-sandbox.js";
 import type { Sandbox, SandboxFactory } from "./sandbox.js";
+import type { JailTools } from "./jail.js";
 import { nodeHeapLimitMb } from "./sandbox-environment.js";
 import { SlotAllocator, killProcessesOfUids } from "./sandbox-isolation.js";
 import { leaseUidBlock, UID_BLOCK_SIZE, type UidLease } from "./uid-lease.js";
@@ -49,6 +50,8 @@ export interface ProcessSandboxFactoryOptions {
    * function's MemorySize once assigned.
    */
   maxSandboxMemoryMb: number;
+  /** Jail every sandbox (needs `isolate`): the tools and the size of its /tmp. */
+  jail?: { tools: JailTools; tmpBytes: number };
   logger: Logger;
 }
 
@@ -195,6 +198,7 @@ export class ProcessSandboxFactory implements SandboxFactory {
             : { uid: uidBase + slot, gid: uidBase + slot },
         region: options.region,
         initTimeoutMs: options.initTimeoutMs,
+        ...(options.jail === undefined || slot === undefined ? {} : { jail: options.jail }),
         logger: options.logger,
         onDisposed: () => {
           if (started) this.#live.delete(started);

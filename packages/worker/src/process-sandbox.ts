@@ -8,7 +8,8 @@
  * fails to initialize, or is disposed. It never serves a second function.
  */
 import { randomBytes } from "node:crypto";
-import { rm } from "node:fs/promises";
+import { constants } from "node:fs";
+import { access, mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { grantedPermissions, GustError, Outcomes, Runtimes } from "@gust/protocol";
@@ -50,6 +51,8 @@ import {
 } from "./sandbox-isolation.js";
 import type { SandboxIdentity } from "./sandbox-isolation.js";
 import { SandboxProcess } from "./sandbox-process.js";
+import { JAIL_RUNTIME_API, JailPaths, jailLaunch, writeJailIdentity } from "./jail.js";
+import type { JailTools } from "./jail.js";
 import { Signal, delay } from "./signal.js";
 
 /** How long a dying runtime gets to have its last output read. */
@@ -70,6 +73,11 @@ export interface ProcessSandboxSpec {
   bootstrapFile: string;
   /** Set when the worker runs as root. */
   identity: SandboxIdentity | undefined;
+  /**
+   * Run the runtime in a jail (jail.ts): namespaces, a private /tmp, the
+   * Runtime API on a unix socket. Needs an identity.
+   */
+  jail?: SandboxJail;
   region: string;
   initTimeoutMs: number;
   /** V8 heap cap of a Node.js sandbox. */
@@ -83,10 +91,23 @@ export interface ProcessSandboxSpec {
   onDisposed?: () => void;
 }
 
+export interface SandboxJail {
+  tools: JailTools;
+  /** Size of the private /tmp (EphemeralStorage). */
+  tmpBytes: number;
+  /** The network namespace of the sandbox's slot; undefined: loopback only. */
+  netnsPath?: string;
+  /** Root shell lines run before the jail starts (joining control groups). */
+  prelude?: string;
+}
+
 export class ProcessSandbox implements Sandbox {
   readonly id: string;
   readonly #spec: ProcessSandboxSpec;
+  /** The sandbox's files on the host. */
   readonly #paths: SandboxPaths;
+  /** The same as the runtime sees them (the jail's paths when jailed). */
+  readonly #runtimePaths: SandboxPaths;
   readonly #logger: Logger;
   readonly #log: LogBuffer;
   readonly #logStream: string;
@@ -118,6 +139,9 @@ export class ProcessSandbox implements Sandbox {
       tmpDir: path.join(spec.directory, "tmp"),
       runtimeDir: spec.runtimeDir,
     };
+    this.#runtimePaths = spec.jail
+      ? { taskRoot: JailPaths.taskRoot, tmpDir: JailPaths.tmpDir, runtimeDir: JailPaths.runtimeDir }
+      : this.#paths;
     this.#logStream = logStreamName(new Date(), randomBytes(16).toString("hex"));
     this.#log = new LogBuffer((line, stream) =>
       this.#logger.debug(line, {
@@ -214,15 +238,24 @@ export class ProcessSandbox implements Sandbox {
     const identity = spec.identity;
     await prepareSandboxDirectories(spec.directory, this.#paths, identity);
     if (spec.function) await installFunctionCode(this.#paths.taskRoot, spec.function.zip, identity);
+    if (spec.jail) {
+      if (!identity)
+        throw new GustError("a jailed sandbox needs a uid of its own", "sandbox-config");
+      // Owned by root: the sandbox can use its socket and read its launch file, not replace them.
+      await mkdir(this.#runDir, { mode: 0o755 });
+      await mkdir(this.#etcDir, { mode: 0o755 });
+      await writeJailIdentity(this.#etcDir, identity.uid, identity.gid);
+    }
     const workerUid = process.getuid?.();
     const api = await RuntimeApiServer.start({
+      ...(spec.jail ? { socketPath: path.join(this.#runDir, "runtime.sock") } : {}),
       logger: this.#logger,
       listener: {
         onNext: (resultPending) => this.#onNext(resultPending),
         onAssignmentRequest: () => this.#assignmentPolled.resolve(),
         onInitError: (body) => this.#initError.resolve(body),
       },
-      ...(identity
+      ...(identity && !spec.jail
         ? {
             authorizeConnection: async (socket) => {
               const uid = await connectionOwnerUid(socket);
@@ -232,38 +265,88 @@ export class ProcessSandbox implements Sandbox {
         : {}),
     });
     this.#api = api;
-    this.#spawn(api);
+    await this.#spawn(api);
   }
 
-  #spawn(api: RuntimeApiServer): void {
+  get #runDir(): string {
+    return path.join(this.#spec.directory, "run");
+  }
+
+  get #etcDir(): string {
+    return path.join(this.#spec.directory, "etc");
+  }
+
+  async #spawn(api: RuntimeApiServer): Promise<void> {
     const spec = this.#spec;
     const target = spec.function?.target;
     const custom = spec.runtime !== Runtimes.nodejs20;
     const recipe = spec.runtimeVersion.recipe;
+    const paths = this.#runtimePaths;
     const command = custom
-      ? path.join(
-          this.#paths.taskRoot,
-          recipe.kind === "provided" ? recipe.entrypoint : "bootstrap",
-        )
+      ? path.join(paths.taskRoot, recipe.kind === "provided" ? recipe.entrypoint : "bootstrap")
       : process.execPath;
     const nodeFlags =
       recipe.kind === "node"
         ? [...grantedPermissions(recipe.permissions), ...recipe.nodeFlags]
         : [];
+    const bootstrapFile = spec.jail
+      ? path.join(JailPaths.runtimeDir, path.relative(spec.runtimeDir, spec.bootstrapFile))
+      : spec.bootstrapFile;
+    const args = custom ? [] : nodeArguments(paths, spec.heapLimitMb, bootstrapFile, nodeFlags);
+    const runtimeApi = spec.jail ? JAIL_RUNTIME_API : api.address;
+    const env = target
+      ? sandboxEnvironment(paths, runtimeApi, spec.region, target, this.#logStream)
+      : platformEnvironment(paths, runtimeApi, spec.region, spec.runtime);
+    if (spec.jail && !custom) env["GUST_RUNTIME_API_SOCKET"] = JailPaths.runtimeApiSocket;
+    let launch = { command, args, env };
+    if (spec.jail && spec.identity) {
+      launch = await jailLaunch(spec.jail.tools, {
+        taskRoot: this.#paths.taskRoot,
+        runtimeDir: spec.runtimeDir,
+        runDir: this.#runDir,
+        etcDir: this.#etcDir,
+        command,
+        args,
+        env,
+        uid: spec.identity.uid,
+        gid: spec.identity.gid,
+        tmpBytes: spec.jail.tmpBytes,
+        netnsPath: spec.jail.netnsPath,
+        ...(spec.jail.prelude === undefined ? {} : { prelude: spec.jail.prelude }),
+        extraReadOnly: custom ? [] : [process.execPath],
+      });
+    }
     this.#initStartedAt = performance.now();
     this.#log.platform(initStartLine(spec.runtimeVersion));
+    if (spec.jail && custom) {
+      // In a jail a missing bootstrap is only an exit status; look for it first, as a spawn would.
+      const missing = await access(
+        path.join(this.#paths.taskRoot, path.relative(paths.taskRoot, command)),
+        constants.X_OK,
+      ).then(
+        () => undefined,
+        (error: NodeJS.ErrnoException) => error.code ?? error.message,
+      );
+      if (missing !== undefined) {
+        this.#initError.resolve(
+          lambdaErrorPayload(
+            "Runtime.InvalidEntrypoint",
+            `Couldn't find valid bootstrap(s): [${command}] (${missing})`,
+          ),
+        );
+        this.#onExit({ code: 127, signal: null });
+        return;
+      }
+    }
     const child = new SandboxProcess({
-      command,
-      args: custom
-        ? []
-        : nodeArguments(this.#paths, spec.heapLimitMb, spec.bootstrapFile, nodeFlags),
+      command: launch.command,
+      args: launch.args,
       cwd: this.#paths.taskRoot,
-      env: target
-        ? sandboxEnvironment(this.#paths, api.address, spec.region, target, this.#logStream)
-        : platformEnvironment(this.#paths, api.address, spec.region, spec.runtime),
-      identity: spec.identity,
+      env: launch.env,
+      identity: spec.jail ? undefined : spec.identity,
+      jailed: spec.jail !== undefined,
       memoryLimitMb: target?.memoryMb ?? spec.memoryLimitMb,
-      includeDescendants: custom,
+      includeDescendants: custom || spec.jail !== undefined,
       onOutput: (stream, chunk) => this.#log.write(stream, chunk),
       onMemoryExceeded: (rssMb) => this.#onMemoryExceeded(rssMb),
       logger: this.#logger,

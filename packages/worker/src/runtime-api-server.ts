@@ -1,6 +1,6 @@
 /**
  * The Lambda Runtime API (version 2018-06-01) one sandbox talks to, on its own
- * loopback port: the runtime long-polls `invocation/next`, posts the result to
+ * loopback port or, in a jail, its own unix socket: the runtime long-polls `invocation/next`, posts the result to
  * `invocation/{id}/response` or `/error`, and reports a failed start on
  * `init/error`. Gust adds two extensions: `gust/assignment`, which a
  * pre-initialized runtime long-polls to learn which function it serves, and
@@ -12,6 +12,7 @@
  * developer guide) — 202 on accepted results, 400 for an unknown request id,
  * 403 for a call not allowed in the current state, 413 for an oversized body.
  */
+import { chmod } from "node:fs/promises";
 import http from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
@@ -78,6 +79,11 @@ export interface RuntimeApiServerOptions {
    * only the sandbox's own uid). Undefined accepts every connection.
    */
   authorizeConnection?: (socket: Socket) => Promise<boolean>;
+  /**
+   * Listen on this unix socket instead of a loopback port: a jailed sandbox
+   * reaches it through a bind mount, and nothing else can.
+   */
+  socketPath?: string;
 }
 
 interface CurrentInvocation {
@@ -143,18 +149,23 @@ export class RuntimeApiServer {
     const api = new RuntimeApiServer(options);
     await new Promise<void>((resolve, reject) => {
       api.#server.once("error", reject);
-      api.#server.listen(0, "127.0.0.1", () => {
+      const listening = () => {
         api.#server.off("error", reject);
         resolve();
-      });
+      };
+      if (options.socketPath === undefined) api.#server.listen(0, "127.0.0.1", listening);
+      else api.#server.listen(options.socketPath, listening);
     });
+    // The jail's uid connects to it; only the jail's own mount namespace can see it.
+    if (options.socketPath !== undefined) await chmod(options.socketPath, 0o666);
     return api;
   }
 
-  /** `host:port`, the value of AWS_LAMBDA_RUNTIME_API. */
+  /** `host:port`, the value of AWS_LAMBDA_RUNTIME_API (the socket's path when on a unix socket). */
   get address(): string {
-    const address = this.#server.address() as AddressInfo;
-    return `127.0.0.1:${address.port}`;
+    const address = this.#server.address();
+    if (typeof address === "string") return address;
+    return `127.0.0.1:${(address as AddressInfo).port}`;
   }
 
   /** Answer the runtime's assignment poll, now or when it asks. */

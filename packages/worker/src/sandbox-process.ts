@@ -6,7 +6,7 @@
  */
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { getPriority, setPriority } from "node:os";
+import os, { getPriority, setPriority } from "node:os";
 import type { Logger } from "@gust/telemetry";
 import { MemoryWatchdog } from "./memory-watchdog.js";
 import type { SandboxExit } from "./sandbox.js";
@@ -28,12 +28,30 @@ export interface SandboxProcessOptions {
   cwd: string;
   env: Record<string, string>;
   identity: SandboxIdentity | undefined;
+  /**
+   * The command is a jail (jail.ts): bubblewrap reports a runtime killed by
+   * signal N as exit status 128 + N, which is turned back into the signal.
+   */
+  jailed?: boolean;
   memoryLimitMb: number;
   /** Count the RSS of child processes too (custom runtimes fork; Node.js sandboxes cannot). */
   includeDescendants: boolean;
   onOutput: (stream: "stdout" | "stderr", chunk: Buffer) => void;
   onMemoryExceeded: (rssMb: number) => void;
   logger: Logger;
+}
+
+const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(
+  Object.entries(os.constants.signals).map(([name, number]) => [number, name as NodeJS.Signals]),
+);
+
+/** A jail's exit status as the runtime's own: 128 + N is "killed by signal N". */
+export function fromJailStatus(code: number | null, signal: NodeJS.Signals | null): SandboxExit {
+  if (code !== null && code > 128) {
+    const name = SIGNAL_NAMES.get(code - 128);
+    if (name !== undefined) return { code: null, signal: name };
+  }
+  return { code, signal };
 }
 
 export class SandboxProcess {
@@ -66,7 +84,9 @@ export class SandboxProcess {
     child.stdout?.on("data", (chunk: Buffer) => options.onOutput("stdout", chunk));
     child.stderr?.on("data", (chunk: Buffer) => options.onOutput("stderr", chunk));
     child.once("close", () => this.outputClosed.resolve());
-    child.once("exit", (code, signal) => this.#exited({ code, signal }));
+    child.once("exit", (code, signal) =>
+      this.#exited(options.jailed === true ? fromJailStatus(code, signal) : { code, signal }),
+    );
     child.once("error", (error: NodeJS.ErrnoException) => {
       // Only a failed spawn has no pid; it is followed by no 'exit'.
       if (child.pid !== undefined) return;

@@ -9,6 +9,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MemoryBus } from "@gust/bus";
 import { createLogger } from "@gust/telemetry";
+import { detectJail } from "./jail.js";
 import { runningAsRoot } from "./sandbox-isolation.js";
 import { SANDBOX_NICE } from "./sandbox-process.js";
 import { startWorker } from "./worker.js";
@@ -27,12 +28,14 @@ const bus = new MemoryBus({ logger });
 const code = new MapCodeSource();
 const uidBase = uniqueUidBase();
 const CANARY = "GUST_TEST_CANARY_7f3a";
+/** Sandboxes here are jailed where the host allows it; "uid only" is then tested below. */
+const jailed = (await detectJail()).available;
 let worker: Worker;
 
 beforeAll(async () => {
   process.env[CANARY] = "host secret";
   worker = await startWorker(
-    { preinitializedPoolSize: 1, sandboxUidBase: uidBase },
+    { preinitializedPoolSize: 1, sandboxUidBase: uidBase, trustTenants: true },
     { bus, code, logger },
   );
 });
@@ -158,7 +161,10 @@ describe("sandbox isolation", () => {
     expect(env["AWS_LAMBDA_LOG_STREAM_NAME"]).toMatch(
       /^\d{4}\/\d\d\/\d\d\/\[\$LATEST\][0-9a-f]{32}$/,
     );
-    expect(env["AWS_LAMBDA_RUNTIME_API"]).toMatch(/^127\.0\.0\.1:\d+$/);
+    // In a jail, Lambda's own address, forwarded to the sandbox's socket.
+    expect(env["AWS_LAMBDA_RUNTIME_API"]).toMatch(
+      jailed ? /^127\.0\.0\.1:9001$/ : /^127\.0\.0\.1:\d+$/,
+    );
     expect(env["TMPDIR"]).toBe(env["HOME"]);
     // Nothing beyond what Lambda sets and what the function asked for.
     const lambdaVariables = [
@@ -217,49 +223,86 @@ describe("sandbox isolation", () => {
   });
 
   it.runIf(runningAsRoot())(
-    "runs each sandbox under its own uid, so the kernel keeps tenants' files apart",
+    "without a jail, runs each sandbox under its own uid, so the kernel keeps tenants' files apart",
     async () => {
-      const victim = await nodeFunction(
-        code,
-        `export const handler = async () => ({
+      // A worker whose operator turned jails off (and so must trust its tenants).
+      const uidOnlyBase = uniqueUidBase();
+      const uidOnly = await startWorker(
+        { preinitializedPoolSize: 0, sandboxUidBase: uidOnlyBase, jail: false, trustTenants: true },
+        { bus, code, logger },
+      );
+      try {
+        const victim = await nodeFunction(
+          code,
+          `export const handler = async () => ({
          taskRoot: process.env.LAMBDA_TASK_ROOT, tmp: process.env.TMPDIR,
          api: process.env.AWS_LAMBDA_RUNTIME_API, uid: process.getuid(),
        });`,
-        { tenantId: "victim" },
-      );
-      const victimInfo = payloadOf(resultOf(await invoke(bus, worker.id, victim.target))) as Record<
-        string,
-        string | number
-      >;
-      const uid = victimInfo["uid"] as number;
-      expect(uid).toBeGreaterThanOrEqual(uidBase);
-      expect(uid).toBeLessThan(uidBase + 32);
-      const taskRoot = await stat(String(victimInfo["taskRoot"]));
-      expect(taskRoot.mode & 0o777).toBe(0o750);
-      expect(taskRoot.gid).toBe(uid);
-      const tmp = await stat(String(victimInfo["tmp"]));
-      expect([tmp.mode & 0o777, tmp.uid]).toEqual([0o700, uid]);
+          { tenantId: "victim" },
+        );
+        const victimInfo = payloadOf(
+          resultOf(await invoke(bus, uidOnly.id, victim.target)),
+        ) as Record<string, string | number>;
+        const uid = victimInfo["uid"] as number;
+        expect(uid).toBeGreaterThanOrEqual(uidOnlyBase);
+        expect(uid).toBeLessThan(uidOnlyBase + 32);
+        const taskRoot = await stat(String(victimInfo["taskRoot"]));
+        expect(taskRoot.mode & 0o777).toBe(0o750);
+        expect(taskRoot.gid).toBe(uid);
+        const tmp = await stat(String(victimInfo["tmp"]));
+        expect([tmp.mode & 0o777, tmp.uid]).toEqual([0o700, uid]);
 
-      // A bash runtime has no permission model of its own: only the kernel stands between it and the victim.
-      const attacker = await shellFunction(
-        `T=$(echo "$EVENT" | sed -e 's/.*"taskRoot":"\\([^"]*\\)".*/\\1/')
+        // A bash runtime has no permission model of its own: only the kernel stands between it and the victim.
+        const attacker = await shellFunction(
+          `T=$(echo "$EVENT" | sed -e 's/.*"taskRoot":"\\([^"]*\\)".*/\\1/')
        P=$(echo "$EVENT" | sed -e 's/.*"tmp":"\\([^"]*\\)".*/\\1/')
        A=$(echo "$EVENT" | sed -e 's/.*"api":"\\([^"]*\\)".*/\\1/')
        if cat "$T/index.mjs" >/dev/null 2>&1; then R1=read; else R1=denied; fi
        if ls "$P" >/dev/null 2>&1; then R2=listed; else R2=denied; fi
        if curl -sS -m 5 -d x "http://$A/2018-06-01/runtime/invocation/none/response" >/dev/null 2>&1; then R3=served; else R3=refused; fi
        echo "code=$R1 tmp=$R2 api=$R3 uid=$(id -u)"`,
+        );
+        const event = {
+          taskRoot: victimInfo["taskRoot"],
+          tmp: victimInfo["tmp"],
+          api: victimInfo["api"],
+        };
+        const reply = resultOf(await invoke(bus, uidOnly.id, attacker.target, { payload: event }));
+        const text = Buffer.from(reply.payload).toString();
+        expect(text).toMatch(/^code=denied tmp=denied api=refused uid=\d+$/);
+        expect(text).not.toContain(`uid=${uid}`);
+        // The victim's sandbox still works: the refused connection took nothing from it.
+        expect(resultOf(await invoke(bus, uidOnly.id, victim.target)).startKind).toBe("warm");
+      } finally {
+        await uidOnly.close();
+      }
+    },
+  );
+
+  it.runIf(jailed)(
+    "jails each sandbox: its own uid, /tmp, processes and Runtime API, nothing of another's",
+    async () => {
+      const victim = await shellFunction(
+        `echo "victim secret" > /tmp/victim.txt; chmod 644 /tmp/victim.txt; echo "uid=$(id -u)"`,
       );
-      const event = {
-        taskRoot: victimInfo["taskRoot"],
-        tmp: victimInfo["tmp"],
-        api: victimInfo["api"],
-      };
-      const reply = resultOf(await invoke(bus, worker.id, attacker.target, { payload: event }));
-      const text = Buffer.from(reply.payload).toString();
-      expect(text).toMatch(/^code=denied tmp=denied api=refused uid=\d+$/);
-      expect(text).not.toContain(`uid=${uid}`);
-      // The victim's sandbox still works: the refused connection took nothing from it.
+      const victimReply = resultOf(await invoke(bus, worker.id, victim.target));
+      const victimUid = /uid=(\d+)/.exec(Buffer.from(victimReply.payload).toString())?.[1];
+      expect(Number(victimUid)).toBeGreaterThanOrEqual(uidBase);
+      // The attacker looks for the victim's file, processes and code where a shared host would
+      // have them, and for any other Runtime API or service on loopback.
+      const attacker = await shellFunction(
+        `if cat /tmp/victim.txt >/dev/null 2>&1; then R1=read; else R1=none; fi
+       R2=$(ls /proc | grep -c '^[0-9]')
+       R3=$(ls /var/task | tr '\\n' ,)
+       if [ -e ${"$"}{AWS_LAMBDA_RUNTIME_API%%:*} ] || [ "$AWS_LAMBDA_RUNTIME_API" != 127.0.0.1:9001 ]; then R4=odd; else R4=lambda; fi
+       echo "tmp=$R1 procs=$R2 code=$R3 api=$R4 uid=$(id -u)"`,
+      );
+      const text = Buffer.from(
+        resultOf(await invoke(bus, worker.id, attacker.target)).payload,
+      ).toString();
+      expect(text).toMatch(/^tmp=none procs=\d+ code=bootstrap,function.sh, api=lambda uid=\d+$/);
+      expect(Number(/procs=(\d+)/.exec(text)?.[1])).toBeLessThan(12);
+      expect(text).not.toContain(`uid=${victimUid}`);
       expect(resultOf(await invoke(bus, worker.id, victim.target)).startKind).toBe("warm");
     },
   );
@@ -270,7 +313,7 @@ describe("closing", () => {
     const closingBus = new MemoryBus({ logger });
     const base = uniqueUidBase();
     const closing = await startWorker(
-      { preinitializedPoolSize: 1, sandboxUidBase: base },
+      { preinitializedPoolSize: 1, sandboxUidBase: base, trustTenants: true },
       { bus: closingBus, code, logger },
     );
     const fn = await nodeFunction(
@@ -278,14 +321,19 @@ describe("closing", () => {
       `export const handler = async () => process.env.LAMBDA_TASK_ROOT;`,
     );
     const taskRoot = payloadOf(resultOf(await invoke(closingBus, closing.id, fn.target))) as string;
-    const sandboxPid = await processRunningIn(taskRoot);
+    // A jailed runtime's working directory is /var/task in its own mount namespace.
+    const sandboxPid = jailed
+      ? (await processesWithUidIn(base, base + 32))[0]
+      : await processRunningIn(taskRoot);
     expect(sandboxPid).toBeDefined();
     await closing.close();
     await closingBus.close();
     expect(processAlive(sandboxPid as number)).toBe(false);
-    await expect(stat(taskRoot)).rejects.toThrow();
-    // <baseDir>/sandboxes/<id>/task: the worker's own temp dir is gone too.
-    await expect(stat(path.dirname(path.dirname(path.dirname(taskRoot))))).rejects.toThrow();
+    if (!jailed) {
+      await expect(stat(taskRoot)).rejects.toThrow();
+      // <baseDir>/sandboxes/<id>/task: the worker's own temp dir is gone too.
+      await expect(stat(path.dirname(path.dirname(path.dirname(taskRoot))))).rejects.toThrow();
+    }
     if (runningAsRoot()) expect(await processesWithUidIn(base, base + 32)).toEqual([]);
   });
 });

@@ -17,7 +17,7 @@ let worker: Worker;
 
 beforeAll(async () => {
   worker = await startWorker(
-    { preinitializedPoolSize: 0, sandboxUidBase: uniqueUidBase() },
+    { preinitializedPoolSize: 0, sandboxUidBase: uniqueUidBase(), trustTenants: true },
     { bus, code, logger },
   );
 });
@@ -213,7 +213,7 @@ describe("worker with a pre-initialized pool", () => {
 
   beforeAll(async () => {
     pooled = await startWorker(
-      { preinitializedPoolSize: 1, sandboxUidBase: uniqueUidBase() },
+      { preinitializedPoolSize: 1, sandboxUidBase: uniqueUidBase(), trustTenants: true },
       { bus: poolBus, code, logger },
     );
   });
@@ -292,7 +292,12 @@ describe("worker with a short init timeout", () => {
 
   beforeAll(async () => {
     impatient = await startWorker(
-      { preinitializedPoolSize: 0, initTimeoutMs: 1500, sandboxUidBase: uniqueUidBase() },
+      {
+        preinitializedPoolSize: 0,
+        initTimeoutMs: 1500,
+        sandboxUidBase: uniqueUidBase(),
+        trustTenants: true,
+      },
       { bus: initBus, code, logger },
     );
   });

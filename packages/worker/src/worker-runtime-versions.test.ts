@@ -62,7 +62,7 @@ const ASYNC_SOURCE = `export const handler = async (event, context) => ({
 
 beforeAll(async () => {
   worker = await startWorker(
-    { preinitializedPoolSize: 1, sandboxUidBase: uniqueUidBase() },
+    { preinitializedPoolSize: 1, sandboxUidBase: uniqueUidBase(), trustTenants: true },
     { bus, code, logger },
   );
 });

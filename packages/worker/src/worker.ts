@@ -58,7 +58,7 @@ import { ProcessSandboxFactory } from "./process-sandbox-factory.js";
 import { defaultNodeRuntimeFiles } from "./runtime-files.js";
 import { SandboxExitedError } from "./sandbox.js";
 import type { SandboxFactory } from "./sandbox.js";
-import { runningAsRoot } from "./sandbox-isolation.js";
+import { decideIsolation, IsolationLevels } from "./isolation.js";
 import { SandboxPool } from "./sandbox-pool.js";
 import { delay } from "./signal.js";
 import type { PoolStats } from "./sandbox-pool.js";
@@ -116,13 +116,24 @@ export async function startWorker(options: WorkerOptions, deps: WorkerDeps): Pro
   await mkdir(baseDir, { recursive: true });
   let factory: SandboxFactory;
   try {
+    const isolation = deps.sandboxFactory
+      ? { level: IsolationLevels.none }
+      : await decideIsolation(resolved, logger);
     factory =
       deps.sandboxFactory ??
       (await ProcessSandboxFactory.create({
         baseDir,
         region: resolved.region,
         initTimeoutMs: resolved.initTimeoutMs,
-        isolate: runningAsRoot(),
+        isolate: isolation.level !== IsolationLevels.none,
+        ...(isolation.jailTools === undefined
+          ? {}
+          : {
+              jail: {
+                tools: isolation.jailTools,
+                tmpBytes: resolved.ephemeralStorageMb * 1024 * 1024,
+              },
+            }),
         sandboxUidBase: resolved.sandboxUidBase,
         nodeRuntime: defaultNodeRuntimeFiles(),
         maxSandboxMemoryMb: Math.min(resolved.memoryMb, FunctionLimits.maxMemoryMb),

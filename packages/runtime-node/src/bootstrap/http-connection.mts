@@ -50,9 +50,9 @@ export class HttpConnection {
   private incoming: Incoming | undefined;
   private corked = false;
 
+  /** `target`: a host and port, or a unix socket's path (a jailed sandbox's Runtime API). */
   constructor(
-    private readonly host: string,
-    private readonly port: number,
+    private readonly target: { host: string; port: number } | { path: string },
     private readonly fixedHeaders: string,
   ) {}
 
@@ -83,7 +83,10 @@ export class HttpConnection {
     if (this.socket !== undefined && !this.socket.destroyed && this.socket.writable) {
       return this.socket;
     }
-    const socket = net.connect({ host: this.host, port: this.port, noDelay: true });
+    const socket =
+      "path" in this.target
+        ? net.connect({ path: this.target.path })
+        : net.connect({ host: this.target.host, port: this.target.port, noDelay: true });
     this.socket = socket;
     this.buffer = Buffer.alloc(0);
     this.incoming = undefined;

@@ -95,15 +95,18 @@ function headerSafe(value: string): string {
 export class RuntimeApiClient {
   private readonly connection: HttpConnection;
 
-  /** `endpoint` is AWS_LAMBDA_RUNTIME_API: "host:port"; `version` the bootstrap's. */
-  constructor(endpoint: string, version = RUNTIME_NODE_VERSION) {
+  /**
+   * `endpoint` is AWS_LAMBDA_RUNTIME_API: "host:port"; `version` the bootstrap's;
+   * `socketPath` the unix socket a jailed sandbox reaches the same API on
+   * directly (GUST_RUNTIME_API_SOCKET), without the jail's TCP forwarder.
+   */
+  constructor(endpoint: string, version = RUNTIME_NODE_VERSION, socketPath?: string) {
     const userAgent = `gust-runtime-node/${version} node/${process.version}`;
     const url = new URL(`http://${endpoint}`);
     const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
     const port = url.port === "" ? 80 : Number(url.port);
     this.connection = new HttpConnection(
-      host,
-      port,
+      socketPath === undefined || socketPath === "" ? { host, port } : { path: socketPath },
       `host: ${url.host}\r\nuser-agent: ${userAgent}\r\n`,
     );
   }

@@ -240,7 +240,10 @@ async function main(profile: RuntimeProfile): Promise<void> {
   installLambdaConsole();
   const endpoint = process.env["AWS_LAMBDA_RUNTIME_API"];
   if (endpoint === undefined || endpoint === "") fatal("AWS_LAMBDA_RUNTIME_API is not set");
-  const api = new RuntimeApiClient(endpoint, profile.version);
+  const socketPath = process.env["GUST_RUNTIME_API_SOCKET"];
+  // The handler sees Lambda's variables only.
+  delete process.env["GUST_RUNTIME_API_SOCKET"];
+  const api = new RuntimeApiClient(endpoint, profile.version, socketPath);
   const drain = new EventLoopDrain();
   drain.setIdleHandler(() => {
     if (crashing) return;
