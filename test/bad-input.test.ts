@@ -3,7 +3,7 @@
  * platform serving: bad JSON, hostile zips, unsigned requests, unknown
  * routes, and garbage msgpack on the NATS subjects Gust listens on.
  */
-import { connect } from "@nats-io/transport-node";
+import { connect, nkeyAuthenticator } from "@nats-io/transport-node";
 import { zipFiles } from "@gust/bundle";
 import { Subjects } from "@gust/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -129,7 +129,12 @@ describe.each(MODES)("bad input against gust %s", (mode) => {
   });
 
   it.runIf(mode === "fleet")("shrugs off garbage msgpack on its NATS subjects", async () => {
-    const nc = await connect({ servers: gust.nats!.url });
+    // An authenticated peer with every right (the admin key), so the garbage reaches the services.
+    const admin = gust.nats!.auth!.credentials.admin.seed;
+    const nc = await connect({
+      servers: gust.nats!.url,
+      authenticator: nkeyAuthenticator(new TextEncoder().encode(admin)),
+    });
     try {
       const garbage = new Uint8Array([0xc1, 0xff, 0x00, 0x13, 0x37]);
       const reply = await nc.request(Subjects.invoke("w-bad-input"), garbage, { timeout: 5000 });

@@ -1,7 +1,9 @@
 /**
  * Fleet mode as separate processes on a real nats-server: one coordinator,
  * two workers, one frontend. Invocations spread over both workers when one
- * is full, and survive a worker being killed.
+ * is full, and survive a worker being killed. The server admits only
+ * Gust's roles, and each process connects with its own role's seed file, as
+ * a deployed fleet does; nothing they do is refused.
  */
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -26,12 +28,21 @@ describe("fleet of processes on nats-server", () => {
   let lambda: LambdaClient;
 
   beforeAll(async () => {
-    nats = await startNatsServer({ jetstream: true });
+    nats = await startNatsServer({ jetstream: true, auth: true });
+    const seeds = nats.auth!.seedFiles;
     dir = await mkdtemp(join(tmpdir(), "gust-fleet-test-"));
     const tenantsFile = join(dir, "tenants.json");
     await writeFile(tenantsFile, JSON.stringify({ tenants: [tenant] }));
 
-    const coordinator = spawnGust(["coordinator", "--nats", nats.url, "--tenants", tenantsFile]);
+    const coordinator = spawnGust([
+      "coordinator",
+      "--nats",
+      nats.url,
+      "--nats-nkey",
+      seeds.coordinator,
+      "--tenants",
+      tenantsFile,
+    ]);
     processes.push(coordinator);
     await coordinator.waitForLog("coordinator started");
     // The workers' temp dir is the test's: the one killed below leaves its files in it.
@@ -40,10 +51,25 @@ describe("fleet of processes on nats-server", () => {
     workersDir = tmp;
     await chmod(tmp, 0o711);
     workers = ["w1", "w2"].map((id) =>
-      spawnGust(["worker", "--nats", nats.url, "--id", id, "--max-sandboxes", "2", "--pool", "1"], {
-        GUST_LOG_LEVEL: "debug",
-        TMPDIR: tmp,
-      }),
+      spawnGust(
+        [
+          "worker",
+          "--nats",
+          nats.url,
+          "--nats-nkey",
+          seeds.worker,
+          "--id",
+          id,
+          "--max-sandboxes",
+          "2",
+          "--pool",
+          "1",
+        ],
+        {
+          GUST_LOG_LEVEL: "debug",
+          TMPDIR: tmp,
+        },
+      ),
     );
     processes.push(...workers);
     await Promise.all(workers.map((worker) => worker.waitForLog("worker started")));
@@ -51,6 +77,8 @@ describe("fleet of processes on nats-server", () => {
       "frontend",
       "--nats",
       nats.url,
+      "--nats-nkey",
+      seeds.frontend,
       "--host",
       "127.0.0.1",
       "--port",
@@ -102,5 +130,10 @@ describe("fleet of processes on nats-server", () => {
       const result = await invoke({ n });
       expect((result["echo"] as { n: number }).n).toBe(n);
     }
+  });
+
+  it("ran on an authenticated bus that refused none of its processes", () => {
+    for (const process of processes) expect(process.output()).not.toContain("without credentials");
+    expect(nats.permissionViolations()).toEqual([]);
   });
 });

@@ -2,17 +2,20 @@
  * The local fleet as a user runs it: nats-server, a coordinator, a worker and
  * two frontends behind HAProxy, reached only through the load balancer with
  * the AWS SDK. Requests spread over both frontends, a frontend restarted in
- * place rejoins, and stopping the fleet leaves no process and no temp dir.
+ * place rejoins, the bus admits only the fleet's own keys and refuses none of
+ * its processes, and stopping the fleet leaves no process and no temp dir.
  */
-import { access, readdir, readFile } from "node:fs/promises";
+import { access, readdir, readFile, stat } from "node:fs/promises";
 import { CreateFunctionCommand, InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
 import {
   FRONTEND_HEADER,
+  GUST_MAIN,
   HAPROXY_INSTALL_HINT,
   findHaproxyBinary,
   startLocalFleet,
   type LocalFleet,
 } from "@gust/cli";
+import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { echoZip } from "./support/functions.js";
 import { decodePayload, lambdaFor } from "./support/lambda.js";
@@ -142,6 +145,21 @@ describe.skipIf(haproxy === undefined)(
       await fleet.loadBalancer.waitForServersUp(["fe2"]);
       expect(await invokeMany(8)).toContain("fe2");
     }, 120_000);
+
+    it("runs its processes on an authenticated bus, each with only its own role's key", async () => {
+      const seeds = fleet.natsSeedFiles!;
+      for (const member of [fleet.coordinator, ...fleet.workers, ...fleet.frontends]) {
+        const args = member.process.child.spawnargs;
+        const role = args[args.indexOf(GUST_MAIN) + 1];
+        expect(args[args.indexOf("--nats-nkey") + 1]).toBe(seeds[role as "worker"]);
+        expect(args.join(" ")).not.toContain(seeds.admin);
+      }
+      for (const file of Object.values(seeds)) expect((await stat(file)).mode & 0o777).toBe(0o600);
+      await expect(connect({ servers: fleet.natsUrl, reconnect: false })).rejects.toThrow(
+        /Authorization Violation/,
+      );
+      expect(fleet.nats!.permissionViolations()).toEqual([]);
+    });
 
     it("stops every process it started and removes its temp dir", async () => {
       const pids = await descendants(process.pid);

@@ -1,9 +1,18 @@
 /**
  * Starting Gust for integration tests, in either mode, with the same
  * services the `gust` command runs: "dev" on the in-memory infrastructure,
- * "fleet" on a nats-server of the test's own.
+ * "fleet" on a nats-server of the test's own that admits only Gust's roles,
+ * each service connected as its own role, as `gust frontend|worker|coordinator`
+ * connect. A permission a service lacks shows as a violation in the server's
+ * log, which close() refuses.
  */
-import { connectNatsInfrastructure, startNatsServer, type NatsServerHandle } from "@gust/bus";
+import {
+  connectNatsInfrastructure,
+  startNatsServer,
+  type BusRole,
+  type Infrastructure,
+  type NatsServerHandle,
+} from "@gust/bus";
 import {
   closeAll,
   startCoordinatorService,
@@ -42,13 +51,25 @@ export async function startGust(mode: Mode, options: TestGustOptions): Promise<T
     });
     return { url: dev.url, close: () => dev.close() };
   }
-  const nats = await startNatsServer({ jetstream: true });
-  const infra = await connectNatsInfrastructure({ servers: nats.url, name: "gust-test" });
+  const nats = await startNatsServer({ jetstream: true, auth: true });
+  const connections: Infrastructure[] = [];
+  const connectAs = async (role: BusRole) => {
+    const infra = await connectNatsInfrastructure(natsOptionsFor(nats, role, `gust-test-${role}`));
+    connections.push(infra);
+    return infra;
+  };
   const services: Service[] = [];
+  const closeEverything = async () => {
+    await closeAll(services);
+    for (const infra of connections.reverse()) await infra.close();
+    await nats.stop();
+  };
   try {
-    services.push(await startCoordinatorService(infra, { tenants: options.tenants }));
-    services.push(await startWorkerService(infra, worker));
-    const frontend = await startFrontendService(infra, {
+    services.push(
+      await startCoordinatorService(await connectAs("coordinator"), { tenants: options.tenants }),
+    );
+    services.push(await startWorkerService(await connectAs("worker"), worker));
+    const frontend = await startFrontendService(await connectAs("frontend"), {
       host: "127.0.0.1",
       port: 0,
       ...(options.frontend ? { frontend: options.frontend } : {}),
@@ -58,13 +79,26 @@ export async function startGust(mode: Mode, options: TestGustOptions): Promise<T
       url: frontend.url,
       nats,
       close: async () => {
-        await closeAll(services, infra);
-        await nats.stop();
+        const violations = nats.permissionViolations();
+        await closeEverything();
+        if (violations.length > 0) {
+          throw new Error(`NATS refused a Gust service:\n${violations.join("\n")}`);
+        }
       },
     };
   } catch (error) {
-    await closeAll(services, infra);
-    await nats.stop();
+    await closeEverything();
     throw error;
   }
+}
+
+/** Connection options for a role on a server started with `auth`. */
+export function natsOptionsFor(nats: NatsServerHandle, role: BusRole, name: string) {
+  const identity = nats.auth?.credentials[role];
+  return {
+    servers: nats.url,
+    name,
+    role,
+    ...(identity === undefined ? {} : { nkeySeed: identity.seed }),
+  };
 }

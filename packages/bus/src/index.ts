@@ -14,6 +14,8 @@ export { createMemoryInfrastructure } from "./memory-infrastructure.js";
 export {
   startNatsServer,
   findNatsServerBinary,
+  natsTlsConfig,
+  MAX_KEPT_VIOLATIONS,
   resolveNatsServerOptions,
   DEFAULT_NATS_START_TIMEOUT_MS,
   NATS_DOCKER_IMAGE,
@@ -44,6 +46,23 @@ export {
   FAILED_JOB_MAX_RETRY_MS,
 } from "./job-runner.js";
 export { matchSubject } from "./names.js";
+export {
+  BusRoles,
+  BUS_ROLES,
+  BUS_PERMISSIONS,
+  isBusRole,
+  inboxPrefixFor,
+} from "./nats-permissions.js";
+export {
+  GUST_NATS_ACCOUNT,
+  generateBusCredentials,
+  publicKeyOfSeed,
+  publicKeysOf,
+  seedFileName,
+  writeBusSeeds,
+  readSeedFile,
+  natsAccountsConfig,
+} from "./nats-auth.js";
 
 export type {
   Headers,
@@ -69,7 +88,14 @@ export type { MemoryBusOptions, ResolvedMemoryBusOptions } from "./memory-bus.js
 export type { MemoryKvBucketOptions } from "./memory-kv.js";
 export type { MemoryWorkQueueOptions } from "./memory-queue.js";
 export type { MemoryInfrastructureOptions } from "./memory-infrastructure.js";
-export type { NatsServerOptions, NatsServerHandle } from "./nats-server.js";
+export type {
+  NatsServerOptions,
+  NatsServerHandle,
+  NatsServerTlsOptions,
+  NatsServerAuth,
+} from "./nats-server.js";
+export type { BusRole, BusPermissions } from "./nats-permissions.js";
+export type { BusIdentity, BusCredentials } from "./nats-auth.js";
 export type { NatsBusOptions } from "./nats-bus.js";
 export type { NatsKvBucketOptions, JetStreamStorage } from "./nats-kv.js";
 export type { NatsBlobStoreOptions } from "./nats-blobs.js";
@@ -77,4 +103,5 @@ export type { JetStreamWorkQueueOptions, ResolvedJetStreamWorkQueueOptions } fro
 export type {
   NatsInfrastructureOptions,
   ResolvedNatsInfrastructureOptions,
+  NatsClientTlsOptions,
 } from "./nats-infrastructure.js";

@@ -7,13 +7,17 @@
  * The connection retries forever (maxReconnectAttempts -1): a service cut off
  * from NATS keeps running on what it knows and hears about it through
  * bus.onStatus, rather than exiting.
+ *
+ * A process of a fleet connects as its role (nats-permissions.ts): its
+ * role's nkey seed signs the server's nonce, and its inbox prefix is the
+ * role's, the only inbox its permissions let it subscribe to.
  */
 import { ConfigError } from "@gust/protocol";
 import { createLogger } from "@gust/telemetry";
 import type { Logger } from "@gust/telemetry";
 import { jetstream } from "@nats-io/jetstream";
 import type { JetStreamClient } from "@nats-io/jetstream";
-import { connect } from "@nats-io/transport-node";
+import { connect, nkeyAuthenticator } from "@nats-io/transport-node";
 import type { NodeConnectionOptions } from "@nats-io/transport-node";
 import { BusClosedError } from "./errors.js";
 import { NatsBlobStore } from "./nats-blobs.js";
@@ -23,6 +27,8 @@ import { NatsKvBucket } from "./nats-kv.js";
 import type { JetStreamStorage } from "./nats-kv.js";
 import { JetStreamWorkQueue } from "./nats-queue.js";
 import type { BlobStore, Infrastructure, KvBucket, WorkQueue } from "./types.js";
+import { publicKeyOfSeed } from "./nats-auth.js";
+import { inboxPrefixFor, isBusRole, type BusRole } from "./nats-permissions.js";
 
 export const DEFAULT_CONNECTION_NAME = "gust";
 export const DEFAULT_RECONNECT_WAIT_MS = 500;
@@ -54,8 +60,27 @@ export interface NatsInfrastructureOptions {
   user?: string;
   pass?: string;
   token?: string;
+  /**
+   * The role this process connects as; sets the inbox prefix its
+   * permissions allow. @default none: nats.js's `_INBOX`, for servers
+   * without Gust's permissions
+   */
+  role?: BusRole;
+  /** The role's nkey seed ("SU…", e.g. from readSeedFile). @default no nkey */
+  nkeySeed?: string;
+  /** Connect over TLS. @default plain TCP unless the server requires TLS */
+  tls?: NatsClientTlsOptions;
   /** @default createLogger("bus") */
   logger?: Logger;
+}
+
+export interface NatsClientTlsOptions {
+  /** PEM CA bundle that signed the server's certificate. @default the system's CAs */
+  caFile?: string;
+  /** PEM client certificate, for a server that verifies clients (mutual TLS). */
+  certFile?: string;
+  /** Its PEM private key. */
+  keyFile?: string;
 }
 
 export interface ResolvedNatsInfrastructureOptions {
@@ -71,6 +96,9 @@ export interface ResolvedNatsInfrastructureOptions {
   user: string | undefined;
   pass: string | undefined;
   token: string | undefined;
+  inboxPrefix: string | undefined;
+  nkeySeed: string | undefined;
+  tls: NatsClientTlsOptions | undefined;
   logger: Logger;
 }
 
@@ -95,6 +123,16 @@ export function resolveNatsInfrastructureOptions(
   if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) {
     throw new ConfigError(`replicas must be an integer from 1 to 5, got ${String(replicas)}`);
   }
+  if (options.role !== undefined && !isBusRole(options.role)) {
+    throw new ConfigError(`role must be a Gust bus role, got ${JSON.stringify(options.role)}`);
+  }
+  if (options.nkeySeed !== undefined) publicKeyOfSeed(options.nkeySeed, "nkeySeed");
+  const tls = options.tls;
+  if (tls !== undefined && (tls.certFile === undefined) !== (tls.keyFile === undefined)) {
+    throw new ConfigError(
+      "tls.certFile and tls.keyFile go together (a client certificate and its key)",
+    );
+  }
   return {
     servers,
     name: options.name ?? DEFAULT_CONNECTION_NAME,
@@ -117,6 +155,9 @@ export function resolveNatsInfrastructureOptions(
     user: options.user,
     pass: options.pass,
     token: options.token,
+    inboxPrefix: options.role === undefined ? undefined : inboxPrefixFor(options.role),
+    nkeySeed: options.nkeySeed?.trim(),
+    tls,
     logger: options.logger ?? createLogger("bus"),
   };
 }
@@ -137,6 +178,11 @@ export async function connectNatsInfrastructure(
     ...(o.user === undefined ? {} : { user: o.user }),
     ...(o.pass === undefined ? {} : { pass: o.pass }),
     ...(o.token === undefined ? {} : { token: o.token }),
+    ...(o.inboxPrefix === undefined ? {} : { inboxPrefix: o.inboxPrefix }),
+    ...(o.nkeySeed === undefined
+      ? {}
+      : { authenticator: nkeyAuthenticator(new TextEncoder().encode(o.nkeySeed)) }),
+    ...(o.tls === undefined ? {} : { tls: { ...o.tls } }),
   };
   let connection;
   try {

@@ -15,6 +15,12 @@
  * Otherwise it fails with an error that says how to get a server.
  *
  * Gust sends invocation payloads of up to 6 MB, so max_payload is 8 MB.
+ *
+ * With `auth`, the server admits only the nkeys of Gust's roles, each with
+ * its permissions (nats-auth.ts, nats-permissions.ts): fresh keys per start
+ * unless given, their seeds written to the server's temp dir, and every
+ * permission violation the server logs kept for tests to read. With `tls`,
+ * clients must connect over TLS with the operator's certificate.
  */
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
@@ -24,6 +30,14 @@ import { createServer, connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { ConfigError, GustError } from "@gust/protocol";
+import {
+  generateBusCredentials,
+  natsAccountsConfig,
+  publicKeysOf,
+  writeBusSeeds,
+  type BusCredentials,
+} from "./nats-auth.js";
+import { BUS_ROLES, type BusRole } from "./nats-permissions.js";
 
 export interface NatsServerOptions {
   /** Enable JetStream (KV, object store, work queue). @default true */
@@ -34,6 +48,35 @@ export interface NatsServerOptions {
   storeDir?: string;
   /** How long to wait for the server to accept connections. @default DEFAULT_NATS_START_TIMEOUT_MS */
   startTimeoutMs?: number;
+  /**
+   * Admit only Gust's roles: `true` makes a fresh nkey per role, or pass the
+   * credentials to admit. Not with NATS_URL (that server's users are not
+   * ours to set), so an authenticated start always runs a server of its own.
+   * @default no authentication
+   */
+  auth?: true | BusCredentials;
+  /** Require TLS from clients, with the operator's certificate. @default plain TCP */
+  tls?: NatsServerTlsOptions;
+}
+
+export interface NatsServerTlsOptions {
+  /** PEM certificate (chain) the server presents. */
+  certFile: string;
+  /** Its PEM private key. */
+  keyFile: string;
+  /** CA bundle for client certificates; with `verify`, clients must present one it signed. */
+  caFile?: string;
+  /** Require and verify client certificates (mutual TLS). @default false */
+  verify?: boolean;
+}
+
+/** What an authenticated server admits, for the processes that connect to it. */
+export interface NatsServerAuth {
+  readonly credentials: BusCredentials;
+  /** Each role's seed file (mode 0600) in the server's temp dir. */
+  readonly seedFiles: Readonly<Record<BusRole, string>>;
+  /** Which role a public key belongs to, for reading the server's log. */
+  roleOf(publicKey: string): BusRole | undefined;
 }
 
 export interface NatsServerHandle {
@@ -43,6 +86,14 @@ export interface NatsServerHandle {
   stop(): Promise<void>;
   /** Stops and starts the server again on the same port with the same store, for fault tests. */
   restart(): Promise<void>;
+  /** Set when started with `auth`. */
+  readonly auth: NatsServerAuth | undefined;
+  /**
+   * The permission violations the server logged (publish and subscribe
+   * refusals), each line with the role named; at most the last
+   * MAX_KEPT_VIOLATIONS. Empty for a server this process did not start.
+   */
+  permissionViolations(): string[];
   [Symbol.asyncDispose](): Promise<void>;
 }
 
@@ -51,6 +102,7 @@ export const DEFAULT_NATS_START_TIMEOUT_MS = 30_000;
 export const NATS_DOCKER_IMAGE = "nats:2.10";
 export const NATS_SERVER_MAX_PAYLOAD = "8MB";
 const STOP_GRACE_MS = 5_000;
+export const MAX_KEPT_VIOLATIONS = 200;
 const POLL_MS = 25;
 
 interface ResolvedNatsServerOptions {
@@ -58,6 +110,8 @@ interface ResolvedNatsServerOptions {
   port: number;
   storeDir: string | undefined;
   startTimeoutMs: number;
+  credentials: BusCredentials | undefined;
+  tls: NatsServerTlsOptions | undefined;
 }
 
 export function resolveNatsServerOptions(
@@ -73,13 +127,29 @@ export function resolveNatsServerOptions(
       `startTimeoutMs must be a positive number, got ${String(startTimeoutMs)}`,
     );
   }
-  return { jetstream: options.jetstream ?? true, port, storeDir: options.storeDir, startTimeoutMs };
+  const tls = options.tls;
+  if (tls !== undefined) {
+    if (tls.certFile === "" || tls.keyFile === "")
+      throw new ConfigError("tls needs both certFile and keyFile");
+    if (tls.verify === true && tls.caFile === undefined)
+      throw new ConfigError("tls.verify needs tls.caFile to verify client certificates with");
+  }
+  return {
+    jetstream: options.jetstream ?? true,
+    port,
+    storeDir: options.storeDir,
+    startTimeoutMs,
+    credentials: options.auth === true ? generateBusCredentials() : options.auth,
+    tls,
+  };
 }
 
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServerHandle> {
   const resolved = resolveNatsServerOptions(options);
   const external = process.env["NATS_URL"];
-  if (external !== undefined && external.trim() !== "") return externalServer(external.trim());
+  const own = resolved.credentials !== undefined || resolved.tls !== undefined;
+  if (!own && external !== undefined && external.trim() !== "")
+    return externalServer(external.trim());
 
   const binary = await findNatsServerBinary();
   if (binary !== undefined) return startLocalServer(binary, resolved);
@@ -110,6 +180,8 @@ function externalServer(url: string): NatsServerHandle {
     url,
     port,
     stop,
+    auth: undefined,
+    permissionViolations: () => [],
     restart: () =>
       Promise.reject(
         new GustError(
@@ -155,7 +227,12 @@ function track(child: ChildProcess): void {
   child.once("exit", () => liveChildren.delete(child));
 }
 
-function serverConfig(port: number, portsDir: string, storeDir: string | undefined): string {
+function serverConfig(
+  port: number,
+  portsDir: string,
+  storeDir: string | undefined,
+  options: ResolvedNatsServerOptions,
+): string {
   const lines = [
     `host: "127.0.0.1"`,
     `port: ${port === 0 ? -1 : port}`,
@@ -164,7 +241,54 @@ function serverConfig(port: number, portsDir: string, storeDir: string | undefin
   ];
   if (storeDir !== undefined)
     lines.push(`jetstream {`, `  store_dir: ${JSON.stringify(storeDir)}`, `}`);
+  if (options.tls !== undefined) lines.push(natsTlsConfig(options.tls));
+  if (options.credentials !== undefined)
+    lines.push(natsAccountsConfig(publicKeysOf(options.credentials)));
   return `${lines.join("\n")}\n`;
+}
+
+/** nats-server's `tls` block for client connections. */
+export function natsTlsConfig(tls: NatsServerTlsOptions): string {
+  return [
+    `tls {`,
+    `  cert_file: ${JSON.stringify(tls.certFile)}`,
+    `  key_file: ${JSON.stringify(tls.keyFile)}`,
+    ...(tls.caFile === undefined ? [] : [`  ca_file: ${JSON.stringify(tls.caFile)}`]),
+    ...(tls.verify === true ? [`  verify: true`] : []),
+    `}`,
+  ].join("\n");
+}
+
+/**
+ * nats-server logs a refusal as
+ * `… - "<client name>" - Publish Violation - User "<nkey>", Subject "<subject>"`
+ * (and Subscription Violation); the key is replaced by the role's name.
+ */
+const VIOLATION = /(Publish|Subscription) Violation/;
+const USER_KEY = /U[A-Z2-7]{55}/;
+
+function auditViolations(auth: NatsServerAuth | undefined) {
+  const kept: string[] = [];
+  return {
+    line(line: string): void {
+      if (!VIOLATION.test(line)) return;
+      const key = USER_KEY.exec(line)?.[0];
+      const role = key === undefined ? undefined : auth?.roleOf(key);
+      kept.push(role === undefined || key === undefined ? line : line.replace(key, role));
+      if (kept.length > MAX_KEPT_VIOLATIONS) kept.shift();
+    },
+    all: (): string[] => [...kept],
+  };
+}
+
+async function prepareAuth(
+  dir: string,
+  credentials: BusCredentials | undefined,
+): Promise<NatsServerAuth | undefined> {
+  if (credentials === undefined) return undefined;
+  const seedFiles = await writeBusSeeds(dir, credentials);
+  const roles = new Map(BUS_ROLES.map((role) => [credentials[role].publicKey, role]));
+  return { credentials, seedFiles, roleOf: (publicKey) => roles.get(publicKey) };
 }
 
 async function startLocalServer(
@@ -176,19 +300,35 @@ async function startLocalServer(
   let port = options.port;
   let child: ChildProcess | undefined;
   let stopped = false;
+  let auth: NatsServerAuth | undefined;
+  try {
+    auth = await prepareAuth(dir, options.credentials);
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+  const audit = auditViolations(auth);
 
   const launch = async () => {
     if (storeDir !== undefined) await mkdir(storeDir, { recursive: true });
     const configFile = join(dir, "nats.conf");
-    await writeFile(configFile, serverConfig(port, dir, storeDir));
+    await writeFile(configFile, serverConfig(port, dir, storeDir, options), { mode: 0o600 });
     await removePortsFiles(dir);
     const started = spawn(binary, ["-c", configFile], { stdio: ["ignore", "ignore", "pipe"] });
     track(started);
     child = started;
     let log = "";
+    let pending = "";
     started.stderr?.on("data", (chunk: Buffer) => {
+      const text = chunk.toString("utf8");
       // Keep the tail: it explains a failed start.
-      log = (log + chunk.toString("utf8")).slice(-4_000);
+      log = (log + text).slice(-4_000);
+      pending += text;
+      let newline: number;
+      while ((newline = pending.indexOf("\n")) >= 0) {
+        audit.line(pending.slice(0, newline));
+        pending = pending.slice(newline + 1);
+      }
     });
     const exited = new Promise<never>((_, reject) => {
       started.once("error", (error) =>
@@ -236,6 +376,8 @@ async function startLocalServer(
     url: `nats://127.0.0.1:${port}`,
     port,
     stop,
+    auth,
+    permissionViolations: audit.all,
     restart: async () => {
       if (stopped) throw new GustError("cannot restart a stopped NATS server", "unsupported");
       if (child) await terminate(child);
@@ -315,9 +457,21 @@ async function startDockerServer(
   } catch {
     return undefined; // no testcontainers installed, or no Docker engine answers
   }
+  if (options.tls !== undefined) {
+    throw new ConfigError(
+      "a NATS server with TLS needs the nats-server binary (the container cannot see the certificate files)",
+    );
+  }
   // A fixed host port, so restart() keeps it (Docker re-maps ephemeral ports).
   const port = options.port === 0 ? await freePort() : options.port;
-  const config = `max_payload: ${NATS_SERVER_MAX_PAYLOAD}\njetstream {\n  store_dir: "/data"\n}\n`;
+  let config = `max_payload: ${NATS_SERVER_MAX_PAYLOAD}\njetstream {\n  store_dir: "/data"\n}\n`;
+  let auth: NatsServerAuth | undefined;
+  let seedsDir: string | undefined;
+  if (options.credentials !== undefined) {
+    config += natsAccountsConfig(publicKeysOf(options.credentials));
+    seedsDir = await mkdtemp(join(tmpdir(), "gust-nats-"));
+    auth = await prepareAuth(seedsDir, options.credentials);
+  }
   let container = new testcontainers.GenericContainer(NATS_DOCKER_IMAGE)
     .withCopyContentToContainer([{ content: config, target: "/etc/gust/nats.conf" }])
     .withCommand(
@@ -335,11 +489,14 @@ async function startDockerServer(
     if (stopped) return;
     stopped = true;
     await started.stop();
+    if (seedsDir !== undefined) await rm(seedsDir, { recursive: true, force: true });
   };
   return {
     url: `nats://${started.getHost()}:${port}`,
     port,
     stop,
+    auth,
+    permissionViolations: () => [],
     restart: async () => {
       await started.restart();
       await probeTcp(port, Date.now() + options.startTimeoutMs);

@@ -65,7 +65,11 @@ function banner(fleet: LocalFleet): string {
     `  frontends      ${frontends}`,
     `  workers        ${fleet.workers.map((worker) => worker.id).join(", ")}`,
     `  coordinator    tenants from ${fleet.tenantsFile}`,
-    `  NATS           ${fleet.natsUrl}`,
+    `  NATS           ${fleet.natsUrl}${
+      fleet.natsSeedFiles === undefined
+        ? " (no credentials)"
+        : `, each role with its own nkey (${fleet.natsSeedFiles.admin} has every right)`
+    }`,
     "",
   ];
   const credential = fleet.tenant?.credentials[0];

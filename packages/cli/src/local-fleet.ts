@@ -15,11 +15,25 @@
  * `healthCheckIntervalMs`) to take it out — then refuses connections, which
  * HAProxy retries on another frontend, and finishes what it has in progress.
  * So a rolling restart fails no request.
+ *
+ * The bus is authenticated: the fleet makes a fresh nkey per role for each
+ * run, writes the seeds to its temp dir (mode 0600, in a directory only its
+ * user can enter) and starts nats-server admitting only those keys, each
+ * with its role's permissions. Each process gets its own role's seed file
+ * and nothing else; sandboxes, under other uids, can read none of them.
  */
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startNatsServer, type NatsServerHandle } from "@gust/bus";
+import {
+  BUS_ROLES,
+  generateBusCredentials,
+  seedFileName,
+  startNatsServer,
+  writeBusSeeds,
+  type BusRole,
+  type NatsServerHandle,
+} from "@gust/bus";
 import { DEFAULT_DRAIN_TIMEOUT_MS } from "@gust/frontend";
 import { ConfigError, GustError } from "@gust/protocol";
 import type { TenantRecord } from "@gust/registry";
@@ -43,6 +57,12 @@ export interface LocalFleetOptions {
   frontendBasePort?: number;
   /** An existing NATS server (with JetStream) to use instead of starting one. */
   natsUrl?: string;
+  /**
+   * With `natsUrl`: a directory of `gust nats-config`'s seeds
+   * (`<role>.nk`), one handed to each process. @default none: processes
+   * connect to `natsUrl` without credentials
+   */
+  natsSeedsDir?: string;
   /** The coordinator's tenants file. @default a generated one with a fresh tenant */
   tenantsFile?: string;
   /** Sandboxes per worker. @default the worker's default */
@@ -75,6 +95,7 @@ export interface ResolvedLocalFleetOptions {
   workers: number;
   frontendBasePort: number;
   natsUrl: string | undefined;
+  natsSeedsDir: string | undefined;
   tenantsFile: string | undefined;
   maxSandboxes: number | undefined;
   pool: number | undefined;
@@ -133,6 +154,11 @@ export function resolveLocalFleetOptions(
     "frontendBasePort",
     options.frontendBasePort ?? (port === 0 ? 0 : port + 1),
   );
+  if (options.natsSeedsDir !== undefined && options.natsUrl === undefined) {
+    throw new ConfigError(
+      "local fleet option natsSeedsDir goes with natsUrl: a fleet that starts its own NATS server makes its own keys",
+    );
+  }
   if (frontendBasePort !== 0 && frontendBasePort + frontends - 1 > 65_535) {
     throw new ConfigError(
       `local fleet option frontendBasePort leaves no room for ${frontends} frontends`,
@@ -175,6 +201,7 @@ export function resolveLocalFleetOptions(
     workers: count("workers", options.workers, DEFAULT_FLEET_WORKERS, 1),
     frontendBasePort,
     natsUrl: options.natsUrl,
+    natsSeedsDir: options.natsSeedsDir,
     tenantsFile: options.tenantsFile,
     maxSandboxes: options.maxSandboxes,
     pool: options.pool,
@@ -208,6 +235,11 @@ export interface LocalFleet {
   readonly natsUrl: string;
   /** The nats-server this fleet started (e.g. to restart it); undefined with `natsUrl`. */
   readonly nats: NatsServerHandle | undefined;
+  /**
+   * Each role's seed file, as handed to the fleet's processes (`admin` for
+   * tools and tests); undefined when the fleet connects without credentials.
+   */
+  readonly natsSeedFiles: Readonly<Record<BusRole, string>> | undefined;
   readonly loadBalancer: HaproxyHandle;
   readonly coordinator: FleetMember;
   readonly workers: readonly FleetMember[];
@@ -362,10 +394,28 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
   try {
     const deadline = () => Date.now() + resolved.startTimeoutMs;
     let natsUrl = resolved.natsUrl;
+    let natsSeedFiles: Record<BusRole, string> | undefined;
     if (natsUrl === undefined) {
-      nats = await startNatsServer({ jetstream: true, startTimeoutMs: resolved.startTimeoutMs });
+      const credentials = generateBusCredentials();
+      natsSeedFiles = await writeBusSeeds(dir, credentials);
+      nats = await startNatsServer({
+        jetstream: true,
+        auth: credentials,
+        startTimeoutMs: resolved.startTimeoutMs,
+      });
       natsUrl = nats.url;
+    } else if (resolved.natsSeedsDir !== undefined) {
+      const seedsDir = resolved.natsSeedsDir;
+      natsSeedFiles = Object.fromEntries(
+        BUS_ROLES.map((role) => [role, join(seedsDir, seedFileName(role))]),
+      ) as Record<BusRole, string>;
     }
+    // Each process is handed its own role's seed and no other.
+    const natsArgs = (role: FleetRole): string[] => [
+      "--nats",
+      natsUrl,
+      ...(natsSeedFiles === undefined ? [] : ["--nats-nkey", natsSeedFiles[role]]),
+    ];
     checkAborted();
     const generated =
       resolved.tenantsFile === undefined ? await generateTenantsFile(dir) : undefined;
@@ -375,8 +425,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
       id: "coordinator",
       process: spawnMember("coordinator", "coordinator", [
         "coordinator",
-        "--nats",
-        natsUrl,
+        ...natsArgs("coordinator"),
         "--tenants",
         tenantsFile,
       ]),
@@ -384,7 +433,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     await abortable(coordinator.process.waitForLog("coordinator started", resolved.startTimeoutMs));
 
     const spawnWorker = (id: string): FleetMember => {
-      const args = ["worker", "--nats", natsUrl, "--id", id];
+      const args = ["worker", ...natsArgs("worker"), "--id", id];
       args.push("--drain-timeout", String(resolved.drainTimeoutMs));
       if (resolved.maxSandboxes !== undefined)
         args.push("--max-sandboxes", String(resolved.maxSandboxes));
@@ -403,8 +452,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     const startFrontend = async (id: string, port: number): Promise<FleetFrontend> => {
       const member = spawnMember("frontend", id, [
         "frontend",
-        "--nats",
-        natsUrl,
+        ...natsArgs("frontend"),
         "--id",
         id,
         "--host",
@@ -460,6 +508,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
       port: balancer.port,
       natsUrl,
       nats,
+      natsSeedFiles,
       loadBalancer: balancer,
       coordinator,
       workers,

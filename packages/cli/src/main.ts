@@ -5,7 +5,7 @@
  */
 import { resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { connectNatsInfrastructure } from "@gust/bus";
+import { connectNatsInfrastructure, type BusRole } from "@gust/bus";
 import { ConfigError } from "@gust/protocol";
 import type { DrainOptions } from "@gust/frontend";
 import type { Telemetry } from "@gust/telemetry";
@@ -22,6 +22,8 @@ import {
 } from "./local-fleet.js";
 import { fetchFleetStatus, formatFleetStatus } from "./fleet-command.js";
 import { runLocalFleetCommand } from "./local-fleet-command.js";
+import { runNatsConfigCommand } from "./nats-config-command.js";
+import { natsConnectionOptions } from "./nats-flags.js";
 import { runRolloutCommand } from "./rollout-command.js";
 import { runRuntimeCommand } from "./runtime-command.js";
 import {
@@ -55,9 +57,13 @@ const USAGE = `Usage: gust <command> [options]
                  on --host (default 0.0.0.0)
                  frontend and worker: SIGTERM drains (take no new work, finish what runs,
                  at most --drain-timeout MS, default 30000), then exits; SIGINT exits now
+  nats-config  a NATS nkey per role and the nats-server config admitting them
+                 --out DIR (seeds DIR/<role>.nk, mode 0600; DIR/auth.conf)   gust nats-config --help
   local-fleet  nats-server, coordinator, workers and frontends behind HAProxy, until Ctrl-C
                  --host 127.0.0.1  --port ${DEFAULT_FLEET_PORT} (load balancer)  --frontends ${DEFAULT_FLEET_FRONTENDS}  --workers ${DEFAULT_FLEET_WORKERS}
-                 --frontend-port N (first frontend's; default --port + 1)  --nats URL
+                 --frontend-port N (first frontend's; default --port + 1)
+                 --nats URL --nats-seeds DIR (gust nats-config's; default: its own
+                 nats-server with a fresh nkey per role)
                  --tenants FILE (default: a new tenant, credentials printed)
                  --max-sandboxes N  --pool N (per worker)
   deploy DIR   zip DIR and create or update a function
@@ -73,7 +79,10 @@ const USAGE = `Usage: gust <command> [options]
   rollout start|pause|resume|abort|retest|status   a runtime upgrade, judged per
                  function ($GUST_ADMIN_TOKEN)   gust rollout --help
 
-NATS URL defaults to $NATS_URL, else nats://127.0.0.1:4222.
+NATS URL defaults to $NATS_URL, else nats://127.0.0.1:4222. frontend, worker, coordinator
+connect as their role: --nats-nkey FILE ($NATS_NKEY, the role's seed from gust nats-config,
+readable by its owner only); TLS: --nats-tls-ca FILE ($NATS_TLS_CA), and for servers that
+verify clients --nats-tls-cert FILE --nats-tls-key FILE ($NATS_TLS_CERT, $NATS_TLS_KEY).
 dev, frontend, worker, coordinator: --metrics-port N (or $GUST_METRICS_PORT) serves Prometheus
 metrics on /metrics; $OTEL_EXPORTER_OTLP_ENDPOINT (e.g. Jaeger's http://HOST:4318) exports traces.
 Credentials for deploy/invoke: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, else the dev
@@ -85,6 +94,11 @@ const OPTIONS = {
   port: { type: "string" },
   tenants: { type: "string" },
   nats: { type: "string" },
+  "nats-nkey": { type: "string" },
+  "nats-seeds": { type: "string" },
+  "nats-tls-ca": { type: "string" },
+  "nats-tls-cert": { type: "string" },
+  "nats-tls-key": { type: "string" },
   id: { type: "string" },
   "max-sandboxes": { type: "string" },
   "dispatch-slots": { type: "string" },
@@ -117,10 +131,6 @@ type Values = ReturnType<
 function adminToken(): string | undefined {
   const token = process.env["GUST_ADMIN_TOKEN"];
   return token === undefined || token === "" ? undefined : token;
-}
-
-function natsUrl(values: Values): string {
-  return values.nats ?? process.env["NATS_URL"] ?? "nats://127.0.0.1:4222";
 }
 
 function environment(pairs: string[] | undefined): Record<string, string> | undefined {
@@ -203,13 +213,21 @@ function drainOptions(values: Values): DrainOptions {
 
 async function runFleetService(
   values: Values,
+  role: BusRole,
   start: (infra: Awaited<ReturnType<typeof connectNatsInfrastructure>>) => Promise<Service>,
   healthName?: string,
 ): Promise<void> {
   const healthPort = integer(values["health-port"], "health-port");
   const drain = drainOptions(values);
   let draining = false;
-  const infra = await connectNatsInfrastructure({ servers: natsUrl(values), name: "gust" });
+  const { options, anonymous } = await natsConnectionOptions(role, values);
+  if (anonymous) {
+    process.stderr.write(
+      `gust: connecting to NATS without credentials (no --nats-nkey or $NATS_NKEY); ` +
+        `a fleet's server should refuse that (gust nats-config)\n`,
+    );
+  }
+  const infra = await connectNatsInfrastructure(options);
   const services: Service[] = [];
   try {
     services.push(await start(infra));
@@ -250,6 +268,12 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command === "rollout") {
     process.stdout.write(await runRolloutCommand(rest));
+    return;
+  }
+  if (command === "nats-config") {
+    process.stdout.write(
+      await runNatsConfigCommand(rest, process.env["INIT_CWD"] ?? process.cwd()),
+    );
     return;
   }
   const { values, positionals } = parseArgs({
@@ -298,7 +322,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case "frontend": {
       const gossipIntervalMs = integer(values["gossip-interval"], "gossip-interval");
-      return runFleetService(values, (infra) =>
+      return runFleetService(values, "frontend", (infra) =>
         startFrontendService(infra, {
           host: values.host ?? "0.0.0.0",
           port: integer(values.port, "port") ?? DEFAULT_DEV_PORT,
@@ -315,6 +339,7 @@ async function main(argv: string[]): Promise<void> {
       const options = sandboxOptions(values);
       return runFleetService(
         values,
+        "worker",
         (infra) =>
           startWorkerService(infra, {
             ...(values.id === undefined ? {} : { workerId: values.id }),
@@ -329,6 +354,7 @@ async function main(argv: string[]): Promise<void> {
       const tenantsFile = values.tenants;
       return runFleetService(
         values,
+        "coordinator",
         (infra) => startCoordinatorService(infra, { tenantsFile }),
         "coordinator",
       );
@@ -347,6 +373,11 @@ async function main(argv: string[]): Promise<void> {
         ...(workers === undefined ? {} : { workers }),
         ...(frontendBasePort === undefined ? {} : { frontendBasePort }),
         ...(values.nats === undefined ? {} : { natsUrl: values.nats }),
+        ...(values["nats-seeds"] === undefined
+          ? {}
+          : {
+              natsSeedsDir: resolve(process.env["INIT_CWD"] ?? process.cwd(), values["nats-seeds"]),
+            }),
         ...(values.tenants === undefined
           ? {}
           : { tenantsFile: resolve(process.env["INIT_CWD"] ?? process.cwd(), values.tenants) }),
