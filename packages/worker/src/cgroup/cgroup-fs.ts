@@ -7,7 +7,7 @@
  * to report, wrapped in a CgroupError naming the file.
  */
 import { constants } from "node:fs";
-import { mkdir, open, readFile, readdir, rmdir, stat } from "node:fs/promises";
+import { access, mkdir, open, readFile, readdir, rmdir, stat } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { cgroupErrorFrom, errnoCode } from "./errors.js";
 
@@ -47,6 +47,16 @@ export async function exists(file: string): Promise<boolean> {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** Why this process may not create groups in `dir` (an errno code), or undefined if it may. */
+export async function writeAccessError(dir: string): Promise<string | undefined> {
+  try {
+    await access(dir, constants.W_OK);
+    return undefined;
+  } catch (error) {
+    return errnoCode(error);
   }
 }
 

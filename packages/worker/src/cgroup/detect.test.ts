@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { chooseCgroups, parentDirectories, parseMountInfo, parseProcMounts } from "./detect.js";
+import {
+  chooseCgroups,
+  parentDirectories,
+  parseMountInfo,
+  parseProcMounts,
+  unwritableReason,
+} from "./detect.js";
 
 // This machine: v1 controllers, each in its own hierarchy, and a cgroup2 mount with none.
 const HYBRID_MOUNTINFO = `22 1 253:0 / / rw,relatime - ext4 /dev/vda rw
@@ -122,5 +128,28 @@ describe("chooseCgroups", () => {
       available: false,
       reason: expect.stringMatching(/no cgroup2 mount/),
     });
+  });
+});
+
+describe("unwritableReason", () => {
+  const support = chooseCgroups({ mounts: parseMountInfo(HYBRID_MOUNTINFO), v2Controllers: [] });
+
+  it("names the first hierarchy this process may not write to, as when not root", async () => {
+    const reason = await unwritableReason(support, async (dir) =>
+      Promise.resolve(dir.endsWith("/pids") ? "EACCES" : undefined),
+    );
+    expect(reason).toBe(
+      "cannot create control groups in /sys/fs/cgroup/pids (EACCES); the worker needs root or a delegated cgroup",
+    );
+  });
+
+  it("has nothing to say when every parent is writable, or nothing is available", async () => {
+    const writable = async () => Promise.resolve(undefined);
+    expect(await unwritableReason(support, writable)).toBeUndefined();
+    expect(
+      await unwritableReason({ available: false, reason: "x" }, async () =>
+        Promise.resolve("EROFS"),
+      ),
+    ).toBeUndefined();
   });
 });

@@ -18,10 +18,8 @@
  * Pass `parent` to `CgroupTree.open` to use a delegated v2 subtree instead
  * (systemd `Delegate=yes`).
  */
-import { constants } from "node:fs";
-import { access } from "node:fs/promises";
 import path from "node:path";
-import { readTextIfPresent } from "./cgroup-fs.js";
+import { readTextIfPresent, writeAccessError } from "./cgroup-fs.js";
 
 export type CgroupVersion = 1 | 2;
 
@@ -210,16 +208,20 @@ export async function detectCgroups(): Promise<CgroupSupport> {
     mounts,
     v2Controllers: controllersText?.trim().split(/\s+/).filter(Boolean),
   });
+  const reason = await unwritableReason(support);
+  return reason === undefined ? support : { available: false, reason };
+}
+
+/** Why Gust cannot create its groups where `support` puts them, or undefined when it can. */
+export async function unwritableReason(
+  support: CgroupSupport,
+  accessError: (dir: string) => Promise<string | undefined> = writeAccessError,
+): Promise<string | undefined> {
   for (const dir of parentDirectories(support)) {
-    try {
-      await access(dir, constants.W_OK);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code ?? "error";
-      return {
-        available: false,
-        reason: `cannot create control groups in ${dir} (${code}); the worker needs root or a delegated cgroup`,
-      };
+    const code = await accessError(dir);
+    if (code !== undefined) {
+      return `cannot create control groups in ${dir} (${code}); the worker needs root or a delegated cgroup`;
     }
   }
-  return support;
+  return undefined;
 }

@@ -6,7 +6,8 @@
  * cpu.weight) are tested through CgroupTree where the host uses v2.
  */
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -112,3 +113,47 @@ describe.skipIf(skipReason !== undefined)(
     });
   },
 );
+
+// The readings' arithmetic, on plain files standing in for a v2 group's: what
+// this file's kernel tests cannot reach on a host without v2 controllers.
+describe("a v2 group's readings", () => {
+  let fake: string;
+  beforeEach(async () => {
+    fake = await mkdtemp(path.join(tmpdir(), "gust-v2-fake-"));
+  });
+  afterEach(async () => {
+    await rm(fake, { recursive: true, force: true });
+  });
+  const write = (file: string, text: string) => writeFile(path.join(fake, file), text);
+
+  it("counts oom_kill, not oom_group_kill, and reads populated", async () => {
+    const sandbox = new V2SandboxCgroup("fake", fake, TIMEOUTS);
+    await write("memory.events", "low 0\nhigh 0\nmax 12\noom 2\noom_kill 1\noom_group_kill 7\n");
+    await write("cgroup.events", "populated 1\nfrozen 0\n");
+    expect(await sandbox.oomKills()).toBe(1);
+    expect(await sandbox.isEmpty()).toBe(false);
+    await write("cgroup.events", "populated 0\nfrozen 0\n");
+    expect(await sandbox.isEmpty()).toBe(true);
+  });
+
+  it("without memory.peak, reports the largest memory.current sampled since the last reset", async () => {
+    const sandbox = new V2SandboxCgroup("fake", fake, TIMEOUTS);
+    await write("memory.current", "300\n");
+    expect(await sandbox.memoryCurrentBytes()).toBe(300);
+    await write("memory.current", "100\n");
+    expect(await sandbox.memoryPeakBytes()).toBe(300);
+    await sandbox.resetPeak();
+    expect(await sandbox.memoryPeakBytes()).toBe(100);
+    await write("memory.current", "200\n");
+    await sandbox.memoryCurrentBytes();
+    await write("memory.current", "150\n");
+    expect(await sandbox.memoryPeakBytes()).toBe(200);
+  });
+
+  it("reads memory.peak where the kernel has it, never below current use", async () => {
+    const sandbox = new V2SandboxCgroup("fake", fake, TIMEOUTS);
+    await write("memory.current", "100\n");
+    await write("memory.peak", "4096\n");
+    expect(await sandbox.memoryPeakBytes()).toBe(4096);
+  });
+});
