@@ -24,7 +24,8 @@ export interface NetworkTools {
   sh: string;
   ip: string;
   nsenter: string;
-  iptables: IptablesTools | undefined;
+  /** The iptables tools, or why egress cannot have them. */
+  iptables: IptablesTools | string;
 }
 
 export const IP_FORWARD = "/proc/sys/net/ipv4/ip_forward";
@@ -73,13 +74,9 @@ export async function probeNetworkIsolation(run: CommandRunner): Promise<Network
 
 async function probeEgress(
   run: CommandRunner,
-  iptables: IptablesTools | undefined,
+  iptables: IptablesTools | string,
 ): Promise<Capability> {
-  if (!iptables)
-    return {
-      available: false,
-      reason: "no iptables (Debian package iptables, which drives nftables)",
-    };
+  if (typeof iptables === "string") return { available: false, reason: iptables };
   const nat = await run(iptables.iptables, ["-w", "-t", "nat", "-S", "POSTROUTING"]);
   if (nat.exitCode !== 0)
     return { available: false, reason: `iptables cannot use the nat table: ${nat.stderr.trim()}` };

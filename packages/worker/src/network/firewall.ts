@@ -27,10 +27,10 @@
  * than after a connect timeout.
  *
  * Installation is idempotent and safe with several workers on one host: the
- * fixed chains are rewritten whole in one iptables-restore transaction (every
- * worker writes the same content), and additive rules (denied prefixes, a
- * pool's MASQUERADE, the jumps) are checked before they are added, so a race
- * can at worst leave a harmless duplicate. The chains stay installed while
+ * whole installation runs under a host-wide lock (flock); the fixed chains are
+ * rewritten whole in one iptables-restore transaction (every worker writes
+ * the same content), and additive rules (denied prefixes, a pool's
+ * MASQUERADE, the jumps) are checked before they are added. The chains stay installed while
  * any worker may use them; uninstallFirewall() takes them all away.
  */
 import { formatIpv4Prefix } from "./ipv4.js";
@@ -56,16 +56,25 @@ export const LINK_LOCAL = "169.254.0.0/16";
 export interface IptablesTools {
   iptables: string;
   iptablesRestore: string;
+  /** util-linux's flock and a shell, to install under a host-wide lock. */
+  flock: string;
+  sh: string;
 }
 
-/** `iptables` as the host's alternatives chose it, else Debian's iptables-nft. */
-export async function findIptables(): Promise<IptablesTools | undefined> {
+/**
+ * `iptables` as the host's alternatives chose it, else Debian's iptables-nft;
+ * or why there is none to use.
+ */
+export async function findIptables(): Promise<IptablesTools | string> {
+  const flock = await findTool("flock");
+  const sh = await findTool("sh");
+  if (!flock || !sh) return "no flock (Debian package util-linux)";
   for (const flavour of ["iptables", "iptables-nft"]) {
     const iptables = await findTool(flavour);
     const iptablesRestore = await findTool(`${flavour}-restore`);
-    if (iptables && iptablesRestore) return { iptables, iptablesRestore };
+    if (iptables && iptablesRestore) return { iptables, iptablesRestore, flock, sh };
   }
-  return undefined;
+  return "no iptables (Debian package iptables, which drives nftables)";
 }
 
 /** The chains whose content never varies, written whole by each installation. */
@@ -128,10 +137,39 @@ function additiveRules(pool: Ipv4Prefix, denyCidrs: Ipv4Prefix[]): Rule[] {
   ];
 }
 
+/** Held while a worker installs or removes the chains, so that workers starting together add no rule twice. */
+export const FIREWALL_LOCK = "/run/gust-sandbox-firewall.lock";
+
+function quote(arg: string): string {
+  return `'${arg.replaceAll("'", "'\\''")}'`;
+}
+
 /**
- * Install (or refresh) the chains for one worker's pool and denied prefixes.
- * A handful of short iptables runs; done once when a worker opens its
- * sandbox networks.
+ * The installation as one shell script, run under FIREWALL_LOCK: `$1` is
+ * iptables, `$2` iptables-restore, stdin the fixed chains. The additive
+ * chains are created, never redeclared: a restore that names a chain flushes
+ * it, which would drop prefixes another worker added.
+ */
+export function installScript(pool: Ipv4Prefix, denyCidrs: Ipv4Prefix[]): string {
+  const lines = [
+    "set -e",
+    `"$1" -w -t filter -N ${FirewallChains.deny} 2>/dev/null || true`,
+    `"$1" -w -t nat -N ${FirewallChains.nat} 2>/dev/null || true`,
+    '"$2" -w --noflush',
+  ];
+  for (const rule of [...jumps(), ...additiveRules(pool, denyCidrs)]) {
+    const spec = rule.spec.map(quote).join(" ");
+    const add = rule.position === "first" ? `-I ${rule.chain} 1` : `-A ${rule.chain}`;
+    lines.push(
+      `"$1" -w -t ${rule.table} -C ${rule.chain} ${spec} 2>/dev/null || "$1" -w -t ${rule.table} ${add} ${spec}`,
+    );
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+/**
+ * Install (or refresh) the chains for one worker's pool and denied prefixes:
+ * one program run, once when a worker opens its sandbox networks.
  */
 export async function installFirewall(
   run: CommandRunner,
@@ -139,24 +177,20 @@ export async function installFirewall(
   pool: Ipv4Prefix,
   denyCidrs: Ipv4Prefix[],
 ): Promise<void> {
-  const { iptables } = tools;
-  // The additive chains are created, never redeclared: a restore that names a
-  // chain flushes it, which would drop prefixes another worker added.
-  for (const [table, chain] of [
-    ["filter", FirewallChains.deny],
-    ["nat", FirewallChains.nat],
-  ] as const) {
-    const result = await run(iptables, ["-w", "-t", table, "-N", chain]);
-    if (result.exitCode !== 0 && !/exists/i.test(result.stderr))
-      await runChecked(run, iptables, ["-w", "-t", table, "-N", chain]);
-  }
-  await runChecked(run, tools.iptablesRestore, ["-w", "--noflush"], fixedChainsScript());
-  for (const rule of [...jumps(), ...additiveRules(pool, denyCidrs)]) {
-    const present = await run(iptables, ["-w", "-t", rule.table, "-C", rule.chain, ...rule.spec]);
-    if (present.exitCode === 0) continue;
-    const add = rule.position === "first" ? ["-I", rule.chain, "1"] : ["-A", rule.chain];
-    await runChecked(run, iptables, ["-w", "-t", rule.table, ...add, ...rule.spec]);
-  }
+  await runChecked(
+    run,
+    tools.flock,
+    [
+      FIREWALL_LOCK,
+      tools.sh,
+      "-c",
+      installScript(pool, denyCidrs),
+      "sh",
+      tools.iptables,
+      tools.iptablesRestore,
+    ],
+    fixedChainsScript(),
+  );
 }
 
 /** Whether the chains are installed (the INPUT jump is the last thing removal takes). */

@@ -103,7 +103,8 @@ describe.skipIf(!support.egress.available)(
     beforeAll(async () => {
       forwardingBefore = (await readFile(IP_FORWARD, "utf8")).trim();
       const iptables = await findIptables();
-      firewallBefore = iptables ? await firewallInstalled(runCommand, iptables) : false;
+      firewallBefore =
+        typeof iptables !== "string" && (await firewallInstalled(runCommand, iptables));
       world = await TestWorld.create(pool);
       networks = await SandboxNetworks.open(
         { workerTag: tag, addressPool: pool, denyCidrs: [world.deniedPrefix] },
@@ -126,7 +127,7 @@ describe.skipIf(!support.egress.available)(
       await world?.close();
       const iptables = await findIptables();
       if (!firewallBefore) await uninstallSandboxFirewall();
-      else if (iptables && world) {
+      else if (typeof iptables !== "string" && world) {
         // Another worker's chains were here: take back only this test's rules.
         await runCommand(iptables.iptables, [
           "-w",
@@ -300,10 +301,56 @@ describe.skipIf(!support.egress.available)(
       expect(await linksOf(deadTag)).toEqual([]);
     });
 
+    it("two workers sharing a pool, linking slots at once, get distinct links that all work", async () => {
+      const other = await SandboxNetworks.open({ workerTag: `o${suffix}`, addressPool: pool });
+      try {
+        const linked = await Promise.all([
+          ...[4, 5, 6].map((slot) => networks.acquire(slot, { egress: true })),
+          ...[0, 1, 2].map((slot) => other.acquire(slot, { egress: true })),
+        ]);
+        const addresses = linked.map((network) => network.address);
+        expect(new Set(addresses).size).toBe(linked.length);
+        for (const network of linked) {
+          const outcome = await connectFrom(
+            { netnsPath: network.netnsPath, uid: SANDBOX_UID },
+            world.address,
+            WORLD_PORT,
+          );
+          expect(outcome, network.netnsPath).toEqual({ ok: true, body: "world" });
+        }
+      } finally {
+        await other.close();
+      }
+    });
+
+    it("workers opening at once install each of their rules once", async () => {
+      const opened = await Promise.all(
+        [1, 2, 3].map((n) =>
+          SandboxNetworks.open({
+            workerTag: `r${n}${suffix}`,
+            addressPool: pool,
+            denyCidrs: [world.deniedPrefix],
+          }),
+        ),
+      );
+      await Promise.all(opened.map((other) => other.close()));
+      const rules = async (table: string, chain: string) =>
+        (await runChecked(runCommand, "iptables", ["-w", "-t", table, "-S", chain]))
+          .split("\n")
+          .filter((line) => line.startsWith("-A "));
+      const count = (lines: string[], text: string) =>
+        lines.filter((line) => line.includes(text)).length;
+      expect(count(await rules("filter", "INPUT"), FirewallChains.input)).toBe(1);
+      expect(count(await rules("filter", "FORWARD"), FirewallChains.forward)).toBe(1);
+      expect(count(await rules("nat", "POSTROUTING"), FirewallChains.nat)).toBe(1);
+      expect(count(await rules("filter", FirewallChains.deny), world.deniedPrefix)).toBe(1);
+      expect(count(await rules("nat", FirewallChains.nat), pool)).toBe(1);
+    });
+
     it("close deletes every namespace and link of the worker", async () => {
-      expect(await linksOf(tag)).toHaveLength(3);
+      expect(await linksOf(tag)).toHaveLength(6);
       await networks.close();
-      for (const slot of [0, 1, 2, 3])
+      for (let slot = 0; slot <= 6; slot++)
         expect(existsSync(`/run/netns/gust-${tag}-${slot}`)).toBe(false);
       expect(await linksOf(tag)).toEqual([]);
     });

@@ -144,7 +144,7 @@ export class SandboxNetworks {
       );
     let egress: Capability = probe.support.egress;
     if (!resolved.egress) egress = { available: false, reason: "egress is turned off" };
-    if (egress.available && probe.tools.iptables) {
+    if (egress.available && typeof probe.tools.iptables !== "string") {
       await installFirewall(run, probe.tools.iptables, resolved.addressPool, resolved.denyCidrs);
       if ((await readFile(IP_FORWARD, "utf8")).trim() !== "1") await writeFile(IP_FORWARD, "1\n");
     }
@@ -323,8 +323,7 @@ export class SandboxNetworks {
   async #claimLink(slot: number, state: Slot): Promise<Link> {
     const { ip } = this.#tools;
     for (let attempt = 0; attempt < MAX_CLAIM_ATTEMPTS; attempt++) {
-      const index = await this.#freeLinkIndex();
-      this.#claimedLinks.add(index);
+      const index = await this.#claimFreeLinkIndex();
       const addresses = linkAt(this.options.addressPool, index);
       const hostInterface = linkInterfaceName(addresses.subnet);
       const alias = `${aliasPrefix(this.options.workerTag)}${slot}`;
@@ -372,8 +371,12 @@ export class SandboxNetworks {
     this.#claimedLinks.delete(link.index);
   }
 
-  /** The lowest /30 of the pool nobody on the host uses: no link of that name, no address in it. */
-  async #freeLinkIndex(): Promise<number> {
+  /**
+   * The lowest /30 of the pool nobody on the host uses (no link of that name,
+   * no host address in it), claimed within this worker before any await so
+   * that two slots linking at once pick different ones.
+   */
+  async #claimFreeLinkIndex(): Promise<number> {
     const pool = this.options.addressPool;
     const interfaces = new Set(await listInterfaces());
     const hostAddresses = Object.values(os.networkInterfaces())
@@ -386,6 +389,7 @@ export class SandboxNetworks {
       const { subnet } = linkAt(pool, index);
       if (interfaces.has(linkInterfaceName(subnet))) continue;
       if (hostAddresses.some((address) => prefixContains(subnet, address))) continue;
+      this.#claimedLinks.add(index);
       return index;
     }
     throw new SandboxNetworkError(`address pool ${formatIpv4Prefix(pool)} has no free /30 left`);
@@ -420,7 +424,7 @@ export class SandboxNetworks {
  */
 export async function uninstallSandboxFirewall(deps: SandboxNetworksDeps = {}): Promise<void> {
   const tools = await findIptables();
-  if (tools) await uninstallFirewall(deps.run ?? runCommand, tools);
+  if (typeof tools !== "string") await uninstallFirewall(deps.run ?? runCommand, tools);
 }
 
 export function namespaceName(workerTag: string, slot: number): string {
