@@ -13,8 +13,9 @@
  *          sidesteps the IPv4 rules (see firewall.ts)
  *
  * Denying a tenant egress deletes the pair: what remains is loopback only.
- * The launcher runs `nsenter --net=<netnsPath> -- bwrap …` (without
- * --unshare-net). A slot is released only when every process of its last
+ * The launcher runs `nsenter --net=<netnsPath> -- bwrap …` as root, with
+ * bwrap keeping that namespace (no --unshare-net; --share-net after
+ * --unshare-all). A slot is released only when every process of its last
  * sandbox is gone: a namespace is shared by the slot's successive sandboxes,
  * and a process left behind would share a loopback with the next tenant.
  *
@@ -218,7 +219,7 @@ export class SandboxNetworks {
     for (const name of await listInterfaces()) {
       if (!name.startsWith(SANDBOX_LINK_PREFIX) || ourLinks.has(name)) continue;
       const alias = await readFile(`/sys/class/net/${name}/ifalias`, "utf8").catch(() => "");
-      if (alias.trim().startsWith(`${aliasPrefix(this.options.workerTag)}`)) links.push(name);
+      if (alias.trim().startsWith(aliasPrefix(this.options.workerTag))) links.push(name);
     }
     await this.#deleteAll(links, namespaces);
   }
