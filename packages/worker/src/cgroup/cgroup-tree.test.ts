@@ -199,15 +199,19 @@ describe.skipIf(skipReason !== undefined)(
       expect((await launched.exited).signal).toBe("SIGKILL");
     });
 
-    it("dispose kills and removes the group's directories", async () => {
+    it("dispose kills and removes the group's directories, once however often it is called", async () => {
       const group = await tree!.create(uniqueName("sb"), LIMITS);
       launch(group, `(setsid sleep 300 &); exec sleep 300`);
       await waitFor("two members", async () => (await group.pids()).length === 2);
       expect(tree!.sandboxes.get(group.sandboxId)).toBe(group);
-      await group.dispose();
+      // A recycle and a worker shutdown at once: one disposal, both see it done.
+      await Promise.all([group.dispose(), tree!.close()]);
       for (const dir of group.directories) expect(existsSync(dir)).toBe(false);
       expect(tree!.sandboxes.has(group.sandboxId)).toBe(false);
-      await group.dispose(); // twice is fine
+      await group.dispose(); // and again later is fine
+      await expect(tree!.create(uniqueName("sb"), LIMITS)).rejects.toMatchObject({
+        code: "CLOSED",
+      });
     });
 
     it("a launcher whose group is gone never runs its command", async () => {

@@ -41,7 +41,10 @@
  * sandbox → launch → setMemoryLimit at assignment → thaw/freeze around each
  * invocation, oomKills() and memoryPeakBytes() after it → killAll() at a
  * timeout → dispose() on recycle (the uid is free once it resolves) →
- * close() when the worker stops.
+ * close() when the worker stops. An out-of-memory kill takes one process
+ * (the kernel's choice, usually the largest), not the group: a rise in
+ * oomKills() is the worker's cue to end the sandbox and report it as Lambda
+ * does.
  */
 export { detectCgroups, chooseCgroups, parseMountInfo, parseProcMounts } from "./detect.js";
 export { CgroupTree, GUST_GROUP } from "./cgroup-tree.js";

@@ -78,6 +78,7 @@ export abstract class SandboxCgroup {
   readonly procsFiles: readonly string[];
   protected readonly timeouts: SandboxCgroupTimeouts;
   #disposed = false;
+  #disposing: Promise<void> | undefined;
   readonly #onDisposed: (() => void) | undefined;
 
   protected constructor(
@@ -158,8 +159,10 @@ export abstract class SandboxCgroup {
   }
 
   async #freezeKillThaw(deadline: number): Promise<void> {
-    // A group that cannot freeze in time (a task in uninterruptible sleep) is
-    // killed unfrozen: a fork that slips past this round is caught by the next.
+    // Frozen, no member can fork or exit, so the pids read next are exactly
+    // the members, none of them reused by an unrelated process. A group that
+    // cannot freeze in time (a task in uninterruptible sleep) is killed
+    // unfrozen: a fork that slips past this round is caught by the next.
     await this.freezeUntil(Math.min(deadline, Date.now() + this.timeouts.freezeWaitMs)).catch(
       () => undefined,
     );
@@ -177,10 +180,18 @@ export abstract class SandboxCgroup {
   /**
    * Kill, wait until empty, and remove the group's directories. After this
    * resolves nothing the sandbox started is running, and its uid is free.
-   * Safe to call more than once.
+   * Calls while one is under way share it; after a failure (retryable: a
+   * task that would not die in time) a later call tries again.
    */
-  async dispose(): Promise<void> {
-    if (this.#disposed) return;
+  dispose(): Promise<void> {
+    if (this.#disposed) return Promise.resolve();
+    this.#disposing ??= this.#dispose().finally(() => {
+      this.#disposing = undefined;
+    });
+    return this.#disposing;
+  }
+
+  async #dispose(): Promise<void> {
     await this.killAll();
     const deadline = Date.now() + this.timeouts.killWaitMs;
     for (const dir of this.directories) {
