@@ -11,11 +11,13 @@ export {
   NETNS_DIR,
 } from "./sandbox-networks.js";
 export { detectNetworkIsolation } from "./detect.js";
+export { sandboxResolvConf } from "./resolver.js";
 export { resolveSandboxNetworkOptions, DEFAULT_ADDRESS_POOL } from "./options.js";
 export { SandboxNetworkError } from "./commands.js";
 export { FirewallChains, LINK_LOCAL, SANDBOX_LINK_PREFIX } from "./firewall.js";
 
 export type { SandboxNetwork, SandboxNetworksDeps } from "./sandbox-networks.js";
 export type { Capability, NetworkIsolationSupport } from "./detect.js";
+export type { SandboxResolvConf } from "./resolver.js";
 export type { SandboxNetworkOptions, ResolvedSandboxNetworkOptions } from "./options.js";
 export type { CommandRunner, CommandResult } from "./commands.js";

@@ -3,6 +3,7 @@ import { ConfigError } from "@gust/protocol";
 import { fixedChainsScript } from "./firewall.js";
 import { formatIpv4Prefix, linkAt, linkCount, parseIpv4Prefix } from "./ipv4.js";
 import { DEFAULT_ADDRESS_POOL, resolveSandboxNetworkOptions } from "./options.js";
+import { reachableNameservers } from "./resolver.js";
 import { linkInterfaceName, namespaceName, slotOfNamespace } from "./sandbox-networks.js";
 
 describe("sandbox network options", () => {
@@ -70,5 +71,22 @@ describe("the sandbox firewall", () => {
     expect(forward.findIndex((line) => line.includes("GUST-SANDBOX-DENY"))).toBe(
       forward.length - 2,
     );
+  });
+});
+
+describe("nameservers for sandboxes", () => {
+  it("are the host's IPv4 ones off its loopback, link-local and the denied prefixes", () => {
+    const conf = [
+      "# generated",
+      "nameserver 127.0.0.53",
+      "nameserver 169.254.169.253",
+      "nameserver fd00::53",
+      "nameserver 10.0.0.2",
+      "nameserver 192.0.2.53",
+      "options edns0",
+    ].join("\n");
+    const denied = resolveSandboxNetworkOptions({ workerTag: "w", denyCidrs: ["10.0.0.0/8"] });
+    expect(reachableNameservers(conf, denied.denyCidrs)).toEqual(["192.0.2.53"]);
+    expect(reachableNameservers("nameserver 127.0.0.53\n", [])).toEqual([]);
   });
 });
