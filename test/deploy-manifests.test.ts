@@ -9,7 +9,11 @@
  *   in kubernetes-models (types, required fields, enums). Those schemas allow
  *   unknown fields, so the test also checks what Gust relies on (selectors,
  *   ports, probes, the autoscaler's target, the config every pod reads);
- * - HAProxy's and NATS's own configs: `haproxy -c` and `nats-server -t`;
+ * - HAProxy's and NATS's own configs: `haproxy -c` and `nats-server -t`
+ *   (nats.conf with an auth.conf as `gust nats-config` writes it, and
+ *   refused without one);
+ * - that every Gust service connects to NATS with its own role's nkey seed,
+ *   from a secret no other user can read;
  * - the example tenants file: Gust's own parser.
  *
  * A validator that is not installed skips its check with the install command;
@@ -17,10 +21,16 @@
  */
 import { spawn } from "node:child_process";
 import { constants } from "node:fs";
-import { access, readdir, readFile } from "node:fs/promises";
+import { access, copyFile, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { findNatsServerBinary } from "@gust/bus";
+import {
+  findNatsServerBinary,
+  generateBusCredentials,
+  natsAccountsConfig,
+  publicKeysOf,
+} from "@gust/bus";
 import { checkHaproxyConfig, findHaproxyBinary } from "@gust/cli";
 import { parseTenantsConfig } from "@gust/registry";
 import { Ajv2019 } from "ajv/dist/2019.js";
@@ -153,18 +163,53 @@ describe("deploy/docker-compose.yml", () => {
     );
   });
 
-  it("gives NATS JetStream and 8 MB payloads, as `nats-server -t` reads it", async (context) => {
+  it("gives NATS JetStream, 8 MB payloads and Gust's users, as `nats-server -t` reads it", async (context) => {
     const config = await readFile(join(DEPLOY, "nats", "nats.conf"), "utf8");
     expect(config).toMatch(/^max_payload: 8MB$/m);
     expect(config).toMatch(/^jetstream \{/m);
+    expect(config).toMatch(/^include \.\/auth\.conf$/m);
+    expect(config).not.toMatch(/^\s*(no_auth_user|authorization)\b/m);
     const natsServer = await findNatsServerBinary();
     if (natsServer === undefined) {
       context.skip("nats-server is not installed (apt-get install -y nats-server)");
       return;
     }
-    const checked = await run(natsServer, ["-t", "-c", join(DEPLOY, "nats", "nats.conf")], DEPLOY);
-    expect(checked.output).toContain("is valid");
-    expect(checked.code).toBe(0);
+    // Where Compose mounts them: nats.conf beside the auth.conf gust nats-config writes.
+    const dir = await mkdtemp(join(tmpdir(), "gust-deploy-nats-"));
+    try {
+      await copyFile(join(DEPLOY, "nats", "nats.conf"), join(dir, "nats.conf"));
+      const missing = await run(natsServer, ["-t", "-c", join(dir, "nats.conf")], dir);
+      expect(missing.code, "an open bus when auth.conf is missing").not.toBe(0);
+      await writeFile(
+        join(dir, "auth.conf"),
+        natsAccountsConfig(publicKeysOf(generateBusCredentials())),
+      );
+      const checked = await run(natsServer, ["-t", "-c", join(dir, "nats.conf")], dir);
+      expect(checked.output).toContain("is valid");
+      expect(checked.code).toBe(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("gives every Gust service its own role's nkey seed and no other", async () => {
+    const compose = await loadCompose();
+    const services = compose["services"] as Record<string, Json>;
+    const secrets = compose["secrets"] as Record<string, { file: string }>;
+    for (const name of ["coordinator", "worker", "frontend"]) {
+      const service = services[name]!;
+      expect((service["environment"] as Record<string, string>)["NATS_NKEY"]).toBe(
+        "/run/secrets/nats.nk",
+      );
+      expect(service["secrets"]).toEqual([{ source: `nats-${name}`, target: "nats.nk" }]);
+      expect(secrets[`nats-${name}`]).toEqual({ file: `./secrets/${name}.nk` });
+    }
+    expect(Object.keys(secrets).sort()).toEqual(
+      ["nats-coordinator", "nats-frontend", "nats-worker"].sort(),
+    );
+    expect(services["nats"]!["volumes"]).toContain("./secrets/auth.conf:/etc/nats/auth.conf:ro");
+    // The seeds never enter the repository.
+    expect(await readFile(join(DEPLOY, ".gitignore"), "utf8")).toMatch(/^secrets\/$/m);
   });
 
   it("health-checks every frontend from HAProxy, as `haproxy -c` reads it", async (context) => {
@@ -351,6 +396,37 @@ describe("deploy/k8s", () => {
     expect(args[args.indexOf("--tenants") + 1]).toBe("/etc/gust/tenants.json");
   });
 
+  it("mounts each Deployment's own NATS nkey Secret, readable by no other user", async () => {
+    const objects = await allObjects();
+    for (const role of ["frontend", "worker", "coordinator"]) {
+      const template = podTemplate(named(objects, "Deployment", `gust-${role}`));
+      const container = template.spec.containers[0]! as Container & {
+        volumeMounts?: Array<{ name: string; mountPath: string }>;
+      };
+      const path = container.env?.find((variable) => variable.name === "NATS_NKEY")?.value;
+      expect(path).toBe("/etc/gust-nats/nats.nk");
+      const mount = container.volumeMounts?.find((m) => path!.startsWith(`${m.mountPath}/`));
+      const volume = (
+        template.spec.volumes as Array<{
+          name: string;
+          secret?: { secretName: string; defaultMode?: number; items?: Array<{ path: string }> };
+        }>
+      ).find((v) => v.name === mount?.name);
+      expect(volume?.secret?.secretName).toBe(`gust-nats-${role}`);
+      expect(volume?.secret?.items).toEqual([{ key: "nats.nk", path: "nats.nk" }]);
+      // gust refuses a seed file other users can read; group read is the pod's fsGroup.
+      expect((volume?.secret?.defaultMode ?? 0o644) & 0o027).toBe(0);
+      const others = ["frontend", "worker", "coordinator"].filter((other) => other !== role);
+      for (const other of others)
+        expect(JSON.stringify(template.spec)).not.toContain(`gust-nats-${other}`);
+    }
+    // Frontends run as uid 1000; the Secret's files are root's, readable through the group.
+    const frontend = podTemplate(named(objects, "Deployment", "gust-frontend")).spec as PodSpec & {
+      securityContext?: { fsGroup?: number };
+    };
+    expect(frontend.securityContext?.fsGroup).toBe(1000);
+  });
+
   it("applies every manifest through kustomization.yaml", async () => {
     const [kustomization] = await loadYaml("kustomization.yaml");
     expect((kustomization!["resources"] as string[]).sort()).toEqual(
@@ -362,11 +438,14 @@ describe("deploy/k8s", () => {
     const text = await readFile(join(K8S, "nats-values.yaml"), "utf8");
     expect(text).toContain("helm upgrade --install nats nats/nats");
     const values = parse(text) as {
-      config: { jetstream: { enabled: boolean }; merge: { max_payload: string } };
+      config: { jetstream: { enabled: boolean }; merge: Record<string, string> };
     };
     expect(values.config.jetstream.enabled).toBe(true);
     // The chart's << >> passes the size to nats.conf unquoted.
-    expect(values.config.merge.max_payload).toBe("<< 8MB >>");
+    expect(values.config.merge["max_payload"]).toBe("<< 8MB >>");
+    // Gust's users, from gust nats-config's auth.conf, put into the chart's ConfigMap.
+    expect(values.config.merge["00$include"]).toBe("auth.conf");
+    expect(text).toContain("--set-file 'configMap.merge.data.auth\\.conf=");
   });
 });
 
