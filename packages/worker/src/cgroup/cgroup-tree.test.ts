@@ -4,10 +4,12 @@
  * with the reason otherwise. Every group is named with a random suffix and
  * removed after its test, processes included.
  */
+import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { CgroupTree } from "./cgroup-tree.js";
 import { detectCgroups } from "./detect.js";
@@ -26,6 +28,7 @@ import { LAMBDA_PIDS_MAX } from "./limits.js";
 import type { CgroupLimits } from "./limits.js";
 
 const MiB = 1024 * 1024;
+const execFileAsync = promisify(execFile);
 const support = await detectCgroups();
 const skipReason = kernelSkipReason(support);
 const LIMITS: CgroupLimits = { memoryBytes: 256 * MiB, pidsMax: LAMBDA_PIDS_MAX, cpuWeight: 100 };
@@ -75,6 +78,19 @@ describe.skipIf(skipReason !== undefined)(
       expect(await group.isEmpty()).toBe(true);
       expect(await isDead(escaped)).toBe(true);
       expect((await launched.exited).signal).toBe("SIGKILL");
+    });
+
+    it("joinScript, as the prefix of any sh -c command, puts the exec'd command in the group", async () => {
+      const group = await tree!.create(uniqueName("sb"), LIMITS);
+      const { stdout } = await execFileAsync("/bin/sh", [
+        "-c",
+        `${group.joinScript()}; exec cat /proc/self/cgroup`,
+      ]);
+      // One line per hierarchy the group spans, each naming the sandbox's group.
+      const lines = stdout
+        .split("\n")
+        .filter((line) => line.endsWith(`/gust/${tree!.name}/${group.sandboxId}`));
+      expect(lines).toHaveLength(group.directories.length);
     });
 
     it(
