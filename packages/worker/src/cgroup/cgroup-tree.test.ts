@@ -110,7 +110,8 @@ describe.skipIf(skipReason !== undefined)(
         const status = await pidFrom("hog-status");
         expect(status).toBeGreaterThan(128); // the pipeline's tail died by a signal
         expect(await group.oomKills()).toBeGreaterThanOrEqual(1);
-        expect(await group.memoryPeakBytes()).toBeLessThanOrEqual(64 * MiB);
+        // The limit holds to within a few pages the kernel may force-charge.
+        expect(await group.memoryPeakBytes()).toBeLessThanOrEqual(65 * MiB);
         expect(await group.memoryPeakBytes()).toBeGreaterThan(32 * MiB);
         await group.dispose();
         expect((await launched.exited).signal).toBe("SIGKILL");
