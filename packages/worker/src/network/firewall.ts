@@ -193,6 +193,26 @@ export async function installFirewall(
   );
 }
 
+/**
+ * Whether the jumps and the chains' rejecting rules are all in place: a host
+ * firewall reload or an `iptables -F` takes them away, and without them the
+ * host's own policy (often ACCEPT) decides what sandboxes reach.
+ */
+export async function firewallIntact(run: CommandRunner, tools: IptablesTools): Promise<boolean> {
+  const { input, forward, reject } = FirewallChains;
+  const checks = [
+    ...jumps().map((jump) => ["-t", jump.table, "-C", jump.chain, ...jump.spec]),
+    ["-t", "filter", "-C", input, "-j", reject],
+    ["-t", "filter", "-C", forward, "-o", LINKS, "-j", reject],
+    ["-t", "filter", "-C", reject, "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"],
+  ];
+  const script = checks
+    .map((check) => `"$1" -w ${check.map(quote).join(" ")} 2>/dev/null`)
+    .join(" && ");
+  const result = await run(tools.sh, ["-c", script, "sh", tools.iptables]);
+  return result.exitCode === 0;
+}
+
 /** Whether the chains are installed (the INPUT jump is the last thing removal takes). */
 export async function firewallInstalled(
   run: CommandRunner,

@@ -231,6 +231,24 @@ describe.skipIf(!support.egress.available)(
       expect(onHost).not.toMatch(/ gust[0-9a-f]{8}\n/);
     });
 
+    it("ensureFirewall puts back what a flush of the host's rules took away", async (context) => {
+      // This briefly opens the host to every sandbox on it: only when no other worker's are.
+      if (firewallBefore) context.skip();
+      expect(await networks.ensureFirewall()).toBe(false);
+      await runChecked(runCommand, "iptables", [
+        "-w",
+        "-D",
+        "INPUT",
+        "-i",
+        "gust+",
+        "-j",
+        FirewallChains.input,
+      ]);
+      expect(await fromA(world.hostAddress, hostPort)).toEqual({ ok: true, body: "host" });
+      expect(await networks.ensureFirewall()).toBe(true);
+      expect(await fromA(world.hostAddress, hostPort)).toEqual({ ok: false, code: "ECONNREFUSED" });
+    });
+
     it("a tenant denied egress has loopback only; the slot's next sandbox gets its link back", async () => {
       const denied = await networks.denyEgress(0);
       expect(denied).toEqual({ netnsPath: a.netnsPath, egress: false });

@@ -36,6 +36,7 @@ import type { Capability, NetworkTools } from "./detect.js";
 import {
   SANDBOX_LINK_PREFIX,
   findIptables,
+  firewallIntact,
   installFirewall,
   uninstallFirewall,
 } from "./firewall.js";
@@ -200,6 +201,20 @@ export class SandboxNetworks {
       const state = this.#slots.get(slot);
       if (state && this.egress.available && !state.link) await this.#attachLink(slot, state);
     });
+  }
+
+  /**
+   * Put the firewall back if something took it away (a host firewall reload,
+   * an `iptables -F`); true when it had to. One short program run when all
+   * is in place: call it periodically, e.g. with the worker's heartbeat.
+   */
+  async ensureFirewall(): Promise<boolean> {
+    const iptables = this.#tools.iptables;
+    if (!this.egress.available || typeof iptables === "string") return false;
+    if (await firewallIntact(this.#run, iptables)) return false;
+    const { addressPool, denyCidrs } = this.options;
+    await installFirewall(this.#run, iptables, addressPool, denyCidrs);
+    return true;
   }
 
   /**
