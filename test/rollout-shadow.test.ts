@@ -14,12 +14,7 @@ import {
   InvokeCommand,
   type LambdaClient,
 } from "@aws-sdk/client-lambda";
-import {
-  connectNatsInfrastructure,
-  startNatsServer,
-  type Infrastructure,
-  type NatsServerHandle,
-} from "@gust/bus";
+import { startNatsServer, type NatsServerHandle } from "@gust/bus";
 import { zipFiles } from "@gust/bundle";
 import {
   closeAll,
@@ -32,6 +27,7 @@ import {
 } from "@gust/cli";
 import type { RolloutRecord, TenantRecord } from "@gust/registry";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connectRoles, type RoleConnections } from "./support/gust.js";
 import { decodePayload, lambdaFor } from "./support/lambda.js";
 import { signedFetch } from "./support/signed-fetch.js";
 import { testTenant } from "./support/tenants.js";
@@ -57,7 +53,7 @@ describe("a rollout that judges a safe-to-repeat function from shadows", () => {
   const adminToken = randomBytes(18).toString("base64url");
   let tenant: TenantRecord;
   let nats: NatsServerHandle;
-  let infra: Infrastructure;
+  let roles: RoleConnections;
   let coordinator: CoordinatorService;
   const services: Service[] = [];
   let url: string;
@@ -65,14 +61,15 @@ describe("a rollout that judges a safe-to-repeat function from shadows", () => {
 
   beforeAll(async () => {
     tenant = testTenant("shadows");
-    nats = await startNatsServer({ jetstream: true });
-    infra = await connectNatsInfrastructure({ servers: nats.url, name: "gust-shadow-test" });
-    coordinator = await startCoordinatorService(infra, {
+    // Each service as its role, on a bus that admits only them.
+    nats = await startNatsServer({ jetstream: true, auth: true });
+    roles = await connectRoles(nats);
+    coordinator = await startCoordinatorService(roles.coordinator, {
       tenants: [tenant],
       rollouts: { flushIntervalMs: 250 },
     });
-    services.push(await startWorkerService(infra, { preinitializedPoolSize: 1 }));
-    const frontend = await startFrontendService(infra, {
+    services.push(await startWorkerService(roles.worker, { preinitializedPoolSize: 1 }));
+    const frontend = await startFrontendService(roles.frontend, {
       host: "127.0.0.1",
       port: 0,
       frontend: { adminToken },
@@ -85,7 +82,8 @@ describe("a rollout that judges a safe-to-repeat function from shadows", () => {
   afterAll(async () => {
     lambda?.destroy();
     await coordinator?.close();
-    await closeAll(services, infra);
+    await closeAll(services);
+    await roles?.close();
     await nats?.stop();
   });
 

@@ -24,12 +24,7 @@ import {
   UpdateFunctionCodeCommand,
   type LambdaClient,
 } from "@aws-sdk/client-lambda";
-import {
-  connectNatsInfrastructure,
-  startNatsServer,
-  type Infrastructure,
-  type NatsServerHandle,
-} from "@gust/bus";
+import { startNatsServer, type NatsServerHandle } from "@gust/bus";
 import { zipFiles } from "@gust/bundle";
 import {
   closeAll,
@@ -43,6 +38,7 @@ import {
 import { Subjects, type RolloutVerdictEvent } from "@gust/protocol";
 import type { RolloutRecord, TenantRecord } from "@gust/registry";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connectRoles, type RoleConnections } from "./support/gust.js";
 import { decodePayload, lambdaFor } from "./support/lambda.js";
 import { signedFetch } from "./support/signed-fetch.js";
 import { testTenant } from "./support/tenants.js";
@@ -83,14 +79,14 @@ describe("a runtime rollout of nodejs20.x 1.0.0 → 2.0.0 under traffic", () => 
   let hookServer: Server;
   let tenant: TenantRecord;
   let nats: NatsServerHandle;
-  let infra: Infrastructure;
+  let roles: RoleConnections;
   let coordinator: CoordinatorService;
   const services: Service[] = [];
   let url: string;
   let lambda: LambdaClient;
 
   const startCoordinator = () =>
-    startCoordinatorService(infra, {
+    startCoordinatorService(roles.coordinator, {
       tenants: [tenant],
       rollouts: { flushIntervalMs: 250 },
     });
@@ -115,11 +111,12 @@ describe("a runtime rollout of nodejs20.x 1.0.0 → 2.0.0 under traffic", () => 
       webhook: { url: `http://127.0.0.1:${hookPort}/gust`, secret: webhookSecret },
     };
 
-    nats = await startNatsServer({ jetstream: true });
-    infra = await connectNatsInfrastructure({ servers: nats.url, name: "gust-rollout-test" });
+    // Each service as its role, on a bus that admits only them.
+    nats = await startNatsServer({ jetstream: true, auth: true });
+    roles = await connectRoles(nats);
     coordinator = await startCoordinator();
-    services.push(await startWorkerService(infra, { preinitializedPoolSize: 1 }));
-    const frontend = await startFrontendService(infra, {
+    services.push(await startWorkerService(roles.worker, { preinitializedPoolSize: 1 }));
+    const frontend = await startFrontendService(roles.frontend, {
       host: "127.0.0.1",
       port: 0,
       frontend: { adminToken },
@@ -127,7 +124,7 @@ describe("a runtime rollout of nodejs20.x 1.0.0 → 2.0.0 under traffic", () => 
     services.push(frontend);
     url = frontend.url;
     lambda = lambdaFor(url, tenant);
-    infra.bus.subscribe(Subjects.rolloutVerdict, (message) => {
+    roles.admin.bus.subscribe(Subjects.rolloutVerdict, (message) => {
       events.push(JSON.parse(new TextDecoder().decode(message.data)) as RolloutVerdictEvent);
     });
   }, 60_000);
@@ -135,7 +132,8 @@ describe("a runtime rollout of nodejs20.x 1.0.0 → 2.0.0 under traffic", () => 
   afterAll(async () => {
     lambda?.destroy();
     await coordinator?.close();
-    await closeAll(services, infra);
+    await closeAll(services);
+    await roles?.close();
     await nats?.stop();
     await new Promise<void>((resolve) =>
       hookServer ? hookServer.close(() => resolve()) : resolve(),

@@ -102,3 +102,48 @@ export function natsOptionsFor(nats: NatsServerHandle, role: BusRole, name: stri
     ...(identity === undefined ? {} : { nkeySeed: identity.seed }),
   };
 }
+
+export interface RoleConnections {
+  frontend: Infrastructure;
+  worker: Infrastructure;
+  coordinator: Infrastructure;
+  /** Every right: for a test's own look at the bus. */
+  admin: Infrastructure;
+  /** Closes every connection, then fails if the server refused any of them anything. */
+  close(): Promise<void>;
+}
+
+/** One connection per role on a server started with `auth`, as a fleet's processes connect. */
+export async function connectRoles(nats: NatsServerHandle): Promise<RoleConnections> {
+  const roles = ["coordinator", "worker", "frontend", "admin"] as const;
+  const connected: Infrastructure[] = [];
+  try {
+    for (const role of roles) {
+      connected.push(
+        await connectNatsInfrastructure(natsOptionsFor(nats, role, `gust-test-${role}`)),
+      );
+    }
+  } catch (error) {
+    for (const infra of connected) await infra.close();
+    throw error;
+  }
+  const [coordinator, worker, frontend, admin] = connected as [
+    Infrastructure,
+    Infrastructure,
+    Infrastructure,
+    Infrastructure,
+  ];
+  return {
+    coordinator,
+    worker,
+    frontend,
+    admin,
+    close: async () => {
+      for (const infra of [...connected].reverse()) await infra.close();
+      const violations = nats.permissionViolations();
+      if (violations.length > 0) {
+        throw new Error(`NATS refused a Gust service:\n${violations.join("\n")}`);
+      }
+    },
+  };
+}
