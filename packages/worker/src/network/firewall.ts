@@ -35,7 +35,7 @@
  */
 import { formatIpv4Prefix } from "./ipv4.js";
 import type { Ipv4Prefix } from "./ipv4.js";
-import { SandboxNetworkError, findTool, runChecked } from "./commands.js";
+import { SandboxNetworkError, findTool, runChecked, runCommand } from "./commands.js";
 import type { CommandRunner } from "./commands.js";
 
 /** The host end of every sandbox link starts with this; `gust+` matches them all. */
@@ -253,4 +253,13 @@ export async function uninstallFirewall(run: CommandRunner, tools: IptablesTools
   }
   if (left.length > 0)
     throw new SandboxNetworkError(`cannot remove ${left.join(", ")}: still referenced or in use`);
+}
+
+/**
+ * Remove the sandbox firewall from this host, for every worker: when no
+ * worker runs here any more. Does nothing where iptables is absent.
+ */
+export async function uninstallSandboxFirewall(run: CommandRunner = runCommand): Promise<void> {
+  const tools = await findIptables();
+  if (typeof tools !== "string") await uninstallFirewall(run, tools);
 }

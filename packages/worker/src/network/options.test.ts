@@ -4,7 +4,7 @@ import { fixedChainsScript } from "./firewall.js";
 import { formatIpv4Prefix, linkAt, linkCount, parseIpv4Prefix } from "./ipv4.js";
 import { DEFAULT_ADDRESS_POOL, resolveSandboxNetworkOptions } from "./options.js";
 import { reachableNameservers } from "./resolver.js";
-import { linkInterfaceName, namespaceName, slotOfNamespace } from "./sandbox-networks.js";
+import { linkInterfaceName, namespaceName, slotOfNamespace } from "./names.js";
 
 describe("sandbox network options", () => {
   it("default to egress from 10.213.0.0/16 with nothing extra denied", () => {

@@ -15,8 +15,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runChecked, runCommand } from "./commands.js";
 import type { CommandRunner } from "./commands.js";
 import { IP_FORWARD, detectNetworkIsolation } from "./detect.js";
-import { FirewallChains, findIptables, firewallInstalled } from "./firewall.js";
-import { SandboxNetworks, uninstallSandboxFirewall } from "./sandbox-networks.js";
+import {
+  FirewallChains,
+  findIptables,
+  firewallInstalled,
+  uninstallSandboxFirewall,
+} from "./firewall.js";
+import { SandboxNetworks } from "./sandbox-networks.js";
 import type { SandboxNetwork } from "./sandbox-networks.js";
 import { METADATA_ADDRESS, TestWorld, WORLD_PORT, connectFrom, serveIn } from "./test-world.js";
 

@@ -25,7 +25,7 @@
  * on it. The FORWARD rules decide what is forwarded for sandboxes; forwarding
  * between the host's other interfaces is whatever its own rules say.
  */
-import { readFile, readdir, writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { ConfigError } from "@gust/protocol";
@@ -33,13 +33,7 @@ import { SandboxNetworkError, runChecked, runCommand } from "./commands.js";
 import type { CommandRunner } from "./commands.js";
 import { IP_FORWARD, probeNetworkIsolation } from "./detect.js";
 import type { Capability, NetworkTools } from "./detect.js";
-import {
-  SANDBOX_LINK_PREFIX,
-  findIptables,
-  firewallIntact,
-  installFirewall,
-  uninstallFirewall,
-} from "./firewall.js";
+import { SANDBOX_LINK_PREFIX, firewallIntact, installFirewall } from "./firewall.js";
 import {
   LINK_PREFIX_LENGTH,
   formatIpv4Prefix,
@@ -48,12 +42,19 @@ import {
   parseIpv4Address,
   prefixContains,
 } from "./ipv4.js";
-import type { Ipv4Prefix, SandboxLink } from "./ipv4.js";
+import type { SandboxLink } from "./ipv4.js";
+import {
+  NETNS_DIR,
+  aliasPrefix,
+  linkInterfaceName,
+  listInterfaces,
+  listNamespaces,
+  namespaceName,
+  slotOfNamespace,
+} from "./names.js";
 import { resolveSandboxNetworkOptions } from "./options.js";
 import type { ResolvedSandboxNetworkOptions, SandboxNetworkOptions } from "./options.js";
 
-/** Where `ip netns` keeps its namespaces. */
-export const NETNS_DIR = "/run/netns";
 /** The sandbox's end of its link, as it sees it. */
 const SANDBOX_INTERFACE = "eth0";
 /** Slots are small numbers handed out lowest first; this bounds a typo. */
@@ -434,37 +435,6 @@ export class SandboxNetworks {
   }
 }
 
-/**
- * Remove the sandbox firewall from this host, for every worker: when no
- * worker runs here any more. Does nothing where iptables is absent.
- */
-export async function uninstallSandboxFirewall(deps: SandboxNetworksDeps = {}): Promise<void> {
-  const tools = await findIptables();
-  if (typeof tools !== "string") await uninstallFirewall(deps.run ?? runCommand, tools);
-}
-
-export function namespaceName(workerTag: string, slot: number): string {
-  return `gust-${workerTag}-${slot}`;
-}
-
-/** The slot a namespace of this tag belongs to, if it is one. */
-export function slotOfNamespace(workerTag: string, name: string): number | undefined {
-  const prefix = `gust-${workerTag}-`;
-  if (!name.startsWith(prefix)) return undefined;
-  const rest = name.slice(prefix.length);
-  return /^\d+$/.test(rest) ? Number(rest) : undefined;
-}
-
-/** `gust` and the subnet's network address in hex: 12 characters, under IFNAMSIZ. */
-export function linkInterfaceName(subnet: Ipv4Prefix): string {
-  return `${SANDBOX_LINK_PREFIX}${subnet.network.toString(16).padStart(8, "0")}`;
-}
-
-/** Links carry `gust:<tag>:<slot>` as their alias, so removeStale() finds a tag's. */
-function aliasPrefix(workerTag: string): string {
-  return `gust:${workerTag}:`;
-}
-
 function describe(capability: Capability): string {
   return capability.available ? "available" : capability.reason;
 }
@@ -483,12 +453,4 @@ function viewOf(state: Slot): SandboxNetwork {
   return state.link
     ? { netnsPath: state.netnsPath, egress: true, address: state.link.addresses.sandboxAddress }
     : { netnsPath: state.netnsPath, egress: false };
-}
-
-async function listNamespaces(): Promise<string[]> {
-  return readdir(NETNS_DIR).catch(() => []);
-}
-
-async function listInterfaces(): Promise<string[]> {
-  return readdir("/sys/class/net").catch(() => []);
 }
