@@ -4,7 +4,7 @@
  * Docker, ufw and kube-proxy use, so an ACCEPT here is honoured on a host
  * whose FORWARD policy is DROP).
  *
- * Every sandbox link's host end is named `gust…` (see links.ts), so the rules
+ * Every sandbox link's host end is named `gust…` (see names.ts), so the rules
  * match sandboxes by interface, whatever pool a worker uses:
  *
  *   INPUT   -i gust+ → GUST-SANDBOX-INPUT: reject. A sandbox reaches no
@@ -17,8 +17,10 @@
  *           into a sandbox link: only replies (conntrack); nothing else, so
  *           neither another sandbox nor the world opens a connection to one;
  *           out of a sandbox link: reject link-local 169.254.0.0/16 (cloud
- *           metadata), then GUST-SANDBOX-DENY (the operators' denyCidrs),
- *           then accept: the world.
+ *           metadata); reject what the host's nat table redirected (a
+ *           Docker-published port or a Kubernetes service on the host's
+ *           address is DNAT, reached through FORWARD, not INPUT); then
+ *           GUST-SANDBOX-DENY (the operators' denyCidrs); then accept.
  *   nat POSTROUTING → GUST-SANDBOX-NAT: MASQUERADE each pool's sources
  *           leaving by a non-sandbox interface.
  *
@@ -30,8 +32,9 @@
  * whole installation runs under a host-wide lock (flock); the fixed chains are
  * rewritten whole in one iptables-restore transaction (every worker writes
  * the same content), and additive rules (denied prefixes, a pool's
- * MASQUERADE, the jumps) are checked before they are added. The chains stay installed while
- * any worker may use them; uninstallFirewall() takes them all away.
+ * MASQUERADE, the jumps) are checked before they are added. The chains stay
+ * installed while any worker may use them; uninstallSandboxFirewall() takes
+ * them all away.
  */
 import { formatIpv4Prefix } from "./ipv4.js";
 import type { Ipv4Prefix } from "./ipv4.js";
@@ -91,6 +94,7 @@ export function fixedChainsScript(): string {
     `-A ${forward} -o ${LINKS} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
     `-A ${forward} -o ${LINKS} -j ${reject}`,
     `-A ${forward} -i ${LINKS} -d ${LINK_LOCAL} -j ${reject}`,
+    `-A ${forward} -i ${LINKS} -m conntrack --ctstate DNAT -j ${reject}`,
     `-A ${forward} -i ${LINKS} -j ${deny}`,
     `-A ${forward} -i ${LINKS} -j ACCEPT`,
     "COMMIT",

@@ -219,6 +219,36 @@ describe.skipIf(!support.egress.available)(
       });
     });
 
+    it("reaches no port the host's nat table redirects (a Docker-published port, say)", async () => {
+      // The host forwards <its address>:<port> to the world's server, as Docker does for a
+      // published port; such traffic passes FORWARD, not INPUT. Only this test's pool matches.
+      const port = randomInt(20_000, 30_000);
+      const dnat = ["-s", pool, "-d", world.hostAddress, "-p", "tcp", "--dport", String(port)];
+      const target = ["-j", "DNAT", "--to-destination", `${world.address}:${WORLD_PORT}`];
+      await runChecked(runCommand, "iptables", [
+        "-w",
+        "-t",
+        "nat",
+        "-I",
+        "PREROUTING",
+        ...dnat,
+        ...target,
+      ]);
+      try {
+        expect(await fromA(world.hostAddress, port)).toEqual({ ok: false, code: "ECONNREFUSED" });
+      } finally {
+        await runChecked(runCommand, "iptables", [
+          "-w",
+          "-t",
+          "nat",
+          "-D",
+          "PREROUTING",
+          ...dnat,
+          ...target,
+        ]);
+      }
+    });
+
     it("reaches no other sandbox, though that one listens on its address", async () => {
       const bAddress = b.address ?? "";
       const inB = { netnsPath: b.netnsPath, uid: SANDBOX_UID };
