@@ -311,6 +311,15 @@ describe.skipIf(!support.egress.available)(
         WORLD_PORT,
       );
       expect(outcome).toMatchObject({ ok: false, code: "ENETUNREACH" });
+
+      // A tenant allowed egress after all gets a link while its sandbox runs.
+      expect((await networks.allowEgress(2)).egress).toBe(true);
+      const fromC = { netnsPath: c.netnsPath, uid: SANDBOX_UID };
+      expect(await connectFrom(fromC, world.address, WORLD_PORT)).toEqual({
+        ok: true,
+        body: "world",
+      });
+      expect((await networks.denyEgress(2)).egress).toBe(false);
     });
 
     it("even a namespace that routed 127/8 to the host would be dropped there as martian", async () => {
