@@ -12,6 +12,24 @@ export {
 export { RuntimeVersionRegistry } from "./runtime-versions.js";
 export { TenantDirectory } from "./tenants.js";
 export {
+  TenantKeyring,
+  SealedSecretError,
+  generateTenantKey,
+  formatTenantKey,
+  parseTenantKeys,
+  readTenantKeyFile,
+  writeTenantKeyFile,
+  tenantKeyId,
+  TENANT_KEY_BYTES,
+  SEALED_FORMAT,
+} from "./tenant-key.js";
+export {
+  checkPrivateFile,
+  assertPrivateFile,
+  describePrivateFileProblems,
+  formatMode,
+} from "./private-file.js";
+export {
   RolloutStore,
   RolloutStates,
   Verdicts,
@@ -31,7 +49,15 @@ export {
 } from "./tenant-config.js";
 
 export type { CodeInfo, FunctionRegistryOptions, ListOptions, FunctionPage } from "./functions.js";
-export type { Tenant, Credential, TenantRecord, TenantWebhook, KeyLookup } from "./tenants.js";
+export type {
+  Tenant,
+  Credential,
+  TenantRecord,
+  TenantWebhook,
+  KeyLookup,
+  TenantDirectoryOptions,
+} from "./tenants.js";
+export type { PrivateFileCheck } from "./private-file.js";
 export type {
   RuntimeVersionRecord,
   RuntimeVersionInput,
