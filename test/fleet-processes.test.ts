@@ -32,7 +32,7 @@ describe("fleet of processes on nats-server", () => {
     const seeds = nats.auth!.seedFiles;
     dir = await mkdtemp(join(tmpdir(), "gust-fleet-test-"));
     const tenantsFile = join(dir, "tenants.json");
-    await writeFile(tenantsFile, JSON.stringify({ tenants: [tenant] }));
+    await writeFile(tenantsFile, JSON.stringify({ tenants: [tenant] }), { mode: 0o600 });
 
     const coordinator = spawnGust([
       "coordinator",

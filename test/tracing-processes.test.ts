@@ -32,7 +32,7 @@ describe("telemetry of a fleet of gust processes", () => {
     receiver = await startOtlpReceiver();
     dir = await mkdtemp(join(tmpdir(), "gust-tracing-test-"));
     const tenantsFile = join(dir, "tenants.json");
-    await writeFile(tenantsFile, JSON.stringify({ tenants: [tenant] }));
+    await writeFile(tenantsFile, JSON.stringify({ tenants: [tenant] }), { mode: 0o600 });
     const env = {
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
       // Export within a fraction of a second rather than OpenTelemetry's 5 s.

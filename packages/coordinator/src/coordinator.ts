@@ -8,7 +8,13 @@
  */
 import type { Infrastructure } from "@gust/bus";
 import { Buckets } from "@gust/protocol";
-import { FunctionRegistry, RolloutStore, TenantDirectory, type TenantRecord } from "@gust/registry";
+import {
+  FunctionRegistry,
+  RolloutStore,
+  TenantDirectory,
+  type TenantKeyring,
+  type TenantRecord,
+} from "@gust/registry";
 import { createLogger, type Logger } from "@gust/telemetry";
 import { RolloutEngine, type RolloutEngineOptions } from "./rollout-engine.js";
 import { applyTenants, syncTenantsFile, type TenantFileSync } from "./tenant-sync.js";
@@ -16,6 +22,17 @@ import { applyTenants, syncTenantsFile, type TenantFileSync } from "./tenant-syn
 export interface CoordinatorOptions {
   /** A tenants config file to load and watch. */
   tenantsFile?: string;
+  /**
+   * Load a tenants file that other users could read, with a warning.
+   * @default false: refused (tenant-sync.ts)
+   */
+  allowReadableTenantsFile?: boolean;
+  /**
+   * Seals tenants' secrets in KV (@gust/registry tenant-key.ts); frontends
+   * need the same keys. @default none: secrets in clear (tests only; the
+   * `gust coordinator` command requires one)
+   */
+  tenantKeyring?: TenantKeyring;
   /** Tenants to write at start (used by `gust dev` for its dev tenant). */
   tenants?: TenantRecord[];
   /** How rollouts gather counts and judge functions. */
@@ -36,11 +53,17 @@ export async function startCoordinator(
   options: CoordinatorOptions,
   logger: Logger = createLogger("coordinator"),
 ): Promise<Coordinator> {
-  const tenants = await TenantDirectory.open(await infra.kv(Buckets.tenants), logger);
+  const tenants = await TenantDirectory.open(
+    await infra.kv(Buckets.tenants),
+    logger,
+    options.tenantKeyring === undefined ? {} : { keyring: options.tenantKeyring },
+  );
   let fileSync: TenantFileSync | undefined;
   try {
     if (options.tenantsFile !== undefined) {
-      fileSync = await syncTenantsFile(tenants, options.tenantsFile, logger);
+      fileSync = await syncTenantsFile(tenants, options.tenantsFile, logger, {
+        allowReadableFile: options.allowReadableTenantsFile === true,
+      });
     } else if (options.tenants !== undefined) {
       await applyTenants(tenants, options.tenants);
     }

@@ -21,6 +21,6 @@ export {
 } from "./rollout-notify.js";
 
 export type { Coordinator, CoordinatorOptions } from "./coordinator.js";
-export type { TenantFileSync } from "./tenant-sync.js";
+export type { TenantFileSync, TenantFileSyncOptions } from "./tenant-sync.js";
 export type { RolloutEngineOptions } from "./rollout-engine.js";
 export type { Judgement, VerdictRule, VerdictRuleOptions } from "./rollout-verdict.js";

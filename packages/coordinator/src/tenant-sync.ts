@@ -3,10 +3,17 @@
  * file are written, tenants no longer in it are removed, and the file is
  * watched so an operator's edit takes effect without a restart. A file that
  * does not parse leaves the directory as it was and says why.
+ *
+ * The file holds every tenant's secret keys, and handlers of custom runtimes
+ * run as other users on the same hosts: each load, the first and every one a
+ * change triggers (a chmod too), refuses a file other users could read or
+ * change (see @gust/registry's private-file.ts), unless the operator allows it,
+ * which turns the refusal into a warning.
  */
 import { watch, type FSWatcher } from "node:fs";
+import { ConfigError } from "@gust/protocol";
 import type { TenantDirectory, TenantRecord } from "@gust/registry";
-import { loadTenantsConfig } from "@gust/registry";
+import { checkPrivateFile, describePrivateFileProblems, loadTenantsConfig } from "@gust/registry";
 import type { Logger } from "@gust/telemetry";
 
 export async function applyTenants(
@@ -30,15 +37,40 @@ export interface TenantFileSync {
   stop(): void;
 }
 
+export interface TenantFileSyncOptions {
+  /**
+   * Load a tenants file that other users could read or change, with a
+   * warning (`gust coordinator --allow-readable-tenants-file`).
+   * @default false: such a file is refused
+   */
+  allowReadableFile?: boolean;
+}
+
 /** Debounce for editors that write a file in several steps. */
 const RELOAD_DEBOUNCE_MS = 200;
+
+const WHAT = "the tenants file";
 
 export async function syncTenantsFile(
   directory: TenantDirectory,
   path: string,
   logger: Logger,
+  options: TenantFileSyncOptions = {},
 ): Promise<TenantFileSync> {
   const reload = async () => {
+    const check = await checkPrivateFile(path, WHAT);
+    if (check.problems.length > 0) {
+      const problem = describePrivateFileProblems(check, WHAT);
+      if (options.allowReadableFile !== true) {
+        throw new ConfigError(
+          `${problem}; the coordinator refuses it (--allow-readable-tenants-file loads it anyway)`,
+        );
+      }
+      logger.warn("loading a tenants file other users could read (--allow-readable-tenants-file)", {
+        path,
+        problem,
+      });
+    }
     const records = await loadTenantsConfig(path);
     const { written, removed } = await applyTenants(directory, records);
     logger.info("tenants loaded", { path, tenants: written, removed });
