@@ -5,7 +5,7 @@
  * subscription closed with a permission error, a request that fails), and
  * in the server's own log.
  */
-import { mkdtemp, rm, writeFile, chmod } from "node:fs/promises";
+import { chmod, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Buckets, Subjects } from "@gust/protocol";
@@ -22,6 +22,7 @@ import {
   readSeedFile,
 } from "./nats-auth.js";
 import { connectNatsInfrastructure } from "./nats-infrastructure.js";
+import { silentLogger } from "./test-logger.js";
 import { BUS_PERMISSIONS, inboxPrefixFor, type BusRole } from "./nats-permissions.js";
 import { startNatsServer, type NatsServerHandle } from "./nats-server.js";
 
@@ -132,6 +133,13 @@ describe("an authenticated nats-server", () => {
       .permissionViolations()
       .filter((line) => line.includes(`"${role}"`) && line.includes(subject));
 
+  it("writes each role's seed for the processes to connect with, readable by its owner only", async () => {
+    for (const [role, file] of Object.entries(nats.auth!.seedFiles)) {
+      expect((await stat(file)).mode & 0o777, role).toBe(0o600);
+      expect(await readSeedFile(file)).toBe(nats.auth!.credentials[role as BusRole].seed);
+    }
+  });
+
   it("refuses a client without credentials, and one with a key it does not know", async () => {
     await expect(connect({ servers: nats.url, reconnect: false })).rejects.toThrow(
       /Authorization Violation/,
@@ -232,11 +240,13 @@ describe("an authenticated nats-server", () => {
   it("opens the buckets a role needs through Gust's own NATS infrastructure", async () => {
     const coordinator = await connectNatsInfrastructure({
       servers: nats.url,
+      logger: silentLogger(),
       role: "coordinator",
       nkeySeed: nats.auth!.credentials.coordinator.seed,
     });
     const worker = await connectNatsInfrastructure({
       servers: nats.url,
+      logger: silentLogger(),
       role: "worker",
       nkeySeed: nats.auth!.credentials.worker.seed,
     });
@@ -247,7 +257,13 @@ describe("an authenticated nats-server", () => {
       await functions.put("acme.f", new TextEncoder().encode("{}"));
       const seen = await (await worker.kv(Buckets.functions)).get("acme.f");
       expect(new TextDecoder().decode(seen?.value)).toBe("{}");
-      await expect(worker.kv(Buckets.tenants)).rejects.toThrow(/Permissions Violation/);
+      await expect(worker.kv(Buckets.tenants)).rejects.toThrow(
+        /NATS refused it: this process's role may not use \$JS\.API\.STREAM\.INFO\.KV_gust_tenants$/,
+      );
+      // A bucket the coordinator has not made yet: the worker may not make it either.
+      await expect(worker.kv(Buckets.runtimeVersions)).rejects.toThrow(
+        /start the coordinator first/,
+      );
       await expect(
         (await worker.kv(Buckets.functions)).put("acme.g", new Uint8Array([1])),
       ).rejects.toThrow();

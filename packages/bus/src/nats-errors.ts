@@ -37,6 +37,20 @@ export function toGustError(
   if (error instanceof JetStreamApiError && isWrongLastSequence(error.code)) {
     return new ConflictError(`${context}: ${error.message}`, { cause: error });
   }
+  const refused = permissionViolation(error);
+  if (refused !== undefined) {
+    // Only the coordinator creates buckets (nats-permissions.ts): a process
+    // that starts first finds one missing and may wait for it, briefly.
+    const missingBucket = refused.includes(".STREAM.CREATE.");
+    return new GustError(
+      `${context}: NATS refused it: this process's role may not use ${refused}` +
+        (missingBucket
+          ? " (the bucket does not exist yet, and only the coordinator creates it: start the coordinator first)"
+          : ""),
+      "forbidden",
+      { cause: error, retryable: missingBucket },
+    );
+  }
   if (error instanceof natsErrors.InvalidArgumentError && /max_payload/.test(error.message)) {
     return new PayloadTooLargeError(payloadSize ?? 0, maxPayload ?? 0, { cause: error });
   }
@@ -48,6 +62,18 @@ export function toGustError(
   }
   const message = error instanceof Error ? error.message : String(error);
   return new GustError(`${context}: ${message}`, "bus", { cause: error, retryable: true });
+}
+
+/** The subject of a permission violation nats.js reports (itself, or as a request's cause). */
+function permissionViolation(error: unknown): string | undefined {
+  for (let at = error, depth = 0; at instanceof Error && depth < 3; at = at.cause, depth++) {
+    if (at instanceof natsErrors.PermissionViolationError) return at.subject;
+    const match = /Permissions Violation for (?:Publish|Subscription) to "([^"]+)"/.exec(
+      at.message,
+    );
+    if (match !== null) return match[1];
+  }
+  return undefined;
 }
 
 function isWrongLastSequence(code: number): boolean {

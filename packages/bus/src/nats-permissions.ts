@@ -17,7 +17,7 @@
  *                           gossip.loan.*, gossip.probe.* (answers: responses)
  *                JetStream  functions, code, runtime versions, rollouts: read,
  *                           write (the control and admin APIs); tenants: read;
- *                           the Event stream: publish, consume
+ *                           the Event stream: create, publish, consume
  *   worker       publishes  worker.heartbeat, worker.gone
  *                subscribes invoke.*, worker.discover, worker.census.*
  *                           (answers both requests: responses)
@@ -26,7 +26,10 @@
  *                           Event stream
  *   coordinator  publishes  rollout.verdict
  *                subscribes rollout.outcomes
- *                JetStream  every bucket and store: create, read, write
+ *                JetStream  every bucket and store: create, read, write. Only
+ *                           the coordinator creates buckets, so it starts
+ *                           first; a worker or frontend that finds one missing
+ *                           says so (nats-errors.ts) and is restarted
  *   admin        everything (">"): tests, benchmarks and operators' tools.
  *                No Gust service connects as admin.
  *
@@ -183,10 +186,10 @@ export const BUS_PERMISSIONS: Readonly<Record<BusRole, BusPermissions>> = {
         any(Subjects.gossipProbe),
       ],
     },
-    kv(Buckets.functions, "create"),
-    objects(Buckets.code, "create"),
-    kv(Buckets.runtimeVersions, "create"),
-    kv(Buckets.rollouts, "create"),
+    kv(Buckets.functions, "write"),
+    objects(Buckets.code, "write"),
+    kv(Buckets.runtimeVersions, "write"),
+    kv(Buckets.rollouts, "write"),
     kv(Buckets.tenants, "read"),
     eventQueue(),
   ),

@@ -12,6 +12,7 @@ import { promisify } from "node:util";
 import { Buckets } from "@gust/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectNatsInfrastructure } from "./nats-infrastructure.js";
+import { silentLogger } from "./test-logger.js";
 import { startNatsServer, type NatsServerHandle } from "./nats-server.js";
 
 const run = promisify(execFile);
@@ -80,6 +81,7 @@ describe.skipIf(!openssl)(
     const roundTrip = async (server: NatsServerHandle, tls: object) => {
       const infra = await connectNatsInfrastructure({
         servers: server.url,
+        logger: silentLogger(),
         role: "coordinator",
         nkeySeed: server.auth!.credentials.coordinator.seed,
         connectTimeoutMs: 5_000,

@@ -34,6 +34,7 @@ describe("resolveLocalFleetOptions", () => {
     [{ healthCheckIntervalMs: 10 }, /healthCheckIntervalMs/],
     [{ startTimeoutMs: 0 }, /startTimeoutMs/],
     [{ drainTimeoutMs: -1 }, /drainTimeoutMs/],
+    [{ natsSeedsDir: "/keys" }, /natsSeedsDir goes with natsUrl/],
   ])("rejects %o, naming the option", (options, message) => {
     expect(() => resolveLocalFleetOptions(options)).toThrow(ConfigError);
     expect(() => resolveLocalFleetOptions(options)).toThrow(message);
