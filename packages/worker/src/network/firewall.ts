@@ -233,13 +233,6 @@ export async function firewallInstalled(
  * are no longer kept from the host.
  */
 export async function uninstallFirewall(run: CommandRunner, tools: IptablesTools): Promise<void> {
-  const { iptables } = tools;
-  for (const jump of jumps()) {
-    for (let attempt = 0; attempt < 16; attempt++) {
-      const result = await run(iptables, ["-w", "-t", jump.table, "-D", jump.chain, ...jump.spec]);
-      if (result.exitCode !== 0) break;
-    }
-  }
   const chains = [
     ["filter", FirewallChains.input],
     ["filter", FirewallChains.forward],
@@ -247,12 +240,29 @@ export async function uninstallFirewall(run: CommandRunner, tools: IptablesTools
     ["filter", FirewallChains.reject],
     ["nat", FirewallChains.nat],
   ] as const;
-  // Flush all before deleting any: the chains refer to one another.
-  for (const [table, chain] of chains) await run(iptables, ["-w", "-t", table, "-F", chain]);
-  for (const [table, chain] of chains) await run(iptables, ["-w", "-t", table, "-X", chain]);
+  // Under the installation's lock, so that a worker installing meanwhile
+  // finds either everything or nothing. Every jump goes (a race of older
+  // versions could add two); chains are flushed before any is deleted, as
+  // they refer to one another.
+  const lines = [
+    ...jumps().map((jump) => {
+      const rule = `-t ${jump.table} -D ${jump.chain} ${jump.spec.map(quote).join(" ")}`;
+      return `while "$1" -w ${rule} 2>/dev/null; do :; done`;
+    }),
+    ...chains.map(([table, chain]) => `"$1" -w -t ${table} -F ${chain} 2>/dev/null || true`),
+    ...chains.map(([table, chain]) => `"$1" -w -t ${table} -X ${chain} 2>/dev/null || true`),
+  ];
+  await runChecked(run, tools.flock, [
+    FIREWALL_LOCK,
+    tools.sh,
+    "-c",
+    lines.join("\n"),
+    "sh",
+    tools.iptables,
+  ]);
   const left: string[] = [];
   for (const [table, chain] of chains) {
-    const result = await run(iptables, ["-w", "-t", table, "-S", chain]);
+    const result = await run(tools.iptables, ["-w", "-t", table, "-S", chain]);
     if (result.exitCode === 0) left.push(chain);
   }
   if (left.length > 0)
