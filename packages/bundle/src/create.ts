@@ -19,6 +19,12 @@ export interface BundleFile {
   data: Uint8Array | string;
   /** Unix permission bits. @default 0o644 */
   mode?: number;
+  /**
+   * Deflate the content; false stores it as is, for data that does not
+   * compress (media, archives, random bytes) and would only cost time.
+   * @default true
+   */
+  compress?: boolean;
 }
 
 export const DEFAULT_FILE_MODE = 0o644;
@@ -40,12 +46,12 @@ function bundlePath(path: string): string {
   return normalized;
 }
 
-function fileOptions(permissions: number) {
+function fileOptions(permissions: number, compress = true) {
   return {
     mtime: FIXED_MTIME,
     mode: S_IFREG | (permissions & 0o777),
     forceDosTimestamp: true,
-    compress: true,
+    compress,
   };
 }
 
@@ -81,9 +87,12 @@ export async function zipFiles(files: ReadonlyArray<BundleFile>): Promise<Uint8A
       });
     }
     seen.add(path);
+    // A view, not a copy: yazl only reads it.
     const data =
-      typeof file.data === "string" ? Buffer.from(file.data, "utf8") : Buffer.from(file.data);
-    zipfile.addBuffer(data, path, fileOptions(file.mode ?? DEFAULT_FILE_MODE));
+      typeof file.data === "string"
+        ? Buffer.from(file.data, "utf8")
+        : Buffer.from(file.data.buffer, file.data.byteOffset, file.data.byteLength);
+    zipfile.addBuffer(data, path, fileOptions(file.mode ?? DEFAULT_FILE_MODE, file.compress));
   }
   zipfile.end();
   return output;

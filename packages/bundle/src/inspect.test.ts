@@ -35,6 +35,15 @@ describe("inspectZip", () => {
     expect(info.isExecutable("index.js")).toBe(false);
   });
 
+  it("stores a file as is when told not to compress it", async () => {
+    const data = new Uint8Array(100_000).fill(7);
+    const deflated = await zipFiles([{ path: "a.bin", data }]);
+    const stored = await zipFiles([{ path: "a.bin", data, compress: false }]);
+    expect(deflated.byteLength).toBeLessThan(1000);
+    expect(stored.byteLength).toBeGreaterThan(data.byteLength);
+    expect((await inspectZip(stored)).unzippedBytes).toBe(data.byteLength);
+  });
+
   it("refuses bytes that are not a zip", async () => {
     const error = await rejection(
       inspectZip(new TextEncoder().encode("this is not a zip file at all")),

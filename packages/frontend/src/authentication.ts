@@ -10,22 +10,39 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { FunctionLimits, LambdaErrors, LambdaHeaders, type LambdaApiError } from "@gust/protocol";
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler, Next } from "hono";
 import { ApiErrors } from "./api-errors.js";
-import { readBody, readIncomingBody } from "./body.js";
+import { MAX_CODE_REQUEST_BYTES } from "./options.js";
+import { readBody, readIncomingBody, streamBody, streamIncomingBody } from "./body.js";
+import {
+  CodeRequestReader,
+  codeRequestTooLarge,
+  ZipFileMembers,
+  type ZipFileMember,
+} from "./code-request.js";
 import type { FrontendEnv, Services } from "./http-context.js";
-import { identify, verify } from "./sigv4.js";
+import { identify, verify, type IdentifiedRequest } from "./sigv4.js";
 
-/**
- * CreateFunction and UpdateFunctionCode carry a base64 zip of up to 50 MB;
- * Lambda caps their request at this many bytes.
- */
-export const MAX_CODE_REQUEST_BYTES = 70_167_211;
 /** Every other control operation: a few KB of JSON at most. */
 export const MAX_CONTROL_REQUEST_BYTES = 1024 * 1024;
 
 const INVOKE_PATH = /\/functions\/[^/]+\/invocations\/?$/;
-const CODE_PATHS = /^\/2015-03-31\/functions\/?$|^\/2015-03-31\/functions\/[^/]+\/code\/?$/;
+const CREATE_FUNCTION_PATH = /^\/2015-03-31\/functions\/?$/;
+const FUNCTION_CODE_PATH = /^\/2015-03-31\/functions\/[^/]+\/code\/?$/;
+
+/** CreateFunction or UpdateFunctionCode: where its zip is, and its name for errors. */
+function codeOperation(
+  request: Request,
+  path: string,
+): { operation: string; member: ZipFileMember } | undefined {
+  if (request.method === "POST" && CREATE_FUNCTION_PATH.test(path)) {
+    return { operation: "CreateFunction", member: ZipFileMembers.createFunction };
+  }
+  if (request.method === "PUT" && FUNCTION_CODE_PATH.test(path)) {
+    return { operation: "UpdateFunctionCode", member: ZipFileMembers.updateFunctionCode };
+  }
+  return undefined;
+}
 
 function bodyLimit(
   request: Request,
@@ -42,12 +59,6 @@ function bodyLimit(
         LambdaErrors.requestTooLarge(
           `Request must be smaller than ${limit} bytes for the InvokeFunction operation`,
         ),
-    };
-  }
-  if ((request.method === "POST" || request.method === "PUT") && CODE_PATHS.test(path)) {
-    return {
-      limit: MAX_CODE_REQUEST_BYTES,
-      tooLarge: () => ApiErrors.entityTooLarge(MAX_CODE_REQUEST_BYTES),
     };
   }
   return {
@@ -84,8 +95,13 @@ export function authentication(services: Services): MiddlewareHandler<FrontendEn
       maxClockSkewMs: services.options.maxClockSkewMs,
       now: services.now,
     });
-    const { limit, tooLarge } = bodyLimit(c.req.raw, url.pathname);
     const incoming = servedBy(c.env);
+    const code = codeOperation(c.req.raw, url.pathname);
+    if (code !== undefined) {
+      await serveCodeUpload(c, services, identified, url, incoming, code, next);
+      return;
+    }
+    const { limit, tooLarge } = bodyLimit(c.req.raw, url.pathname);
     const body =
       incoming === undefined
         ? await readBody(c.req.raw, limit, tooLarge)
@@ -96,4 +112,61 @@ export function authentication(services: Services): MiddlewareHandler<FrontendEn
     c.set("body", body);
     await next();
   };
+}
+
+/**
+ * A code upload: admitted by the frontend's upload budget before a byte of
+ * it is read, decoded as it arrives (code-request.ts), and holding its share
+ * of the budget until its answer is ready.
+ */
+async function serveCodeUpload(
+  c: Context<FrontendEnv>,
+  services: Services,
+  identified: IdentifiedRequest,
+  url: URL,
+  incoming: IncomingMessage | undefined,
+  code: { operation: string; member: ZipFileMember },
+  next: Next,
+): Promise<void> {
+  const tooLarge = () => codeRequestTooLarge(MAX_CODE_REQUEST_BYTES, code.operation);
+  const declaredHeader = c.req.header("content-length");
+  const declared = declaredHeader === undefined ? undefined : Number(declaredHeader);
+  const declaredLength =
+    declared !== undefined && Number.isSafeInteger(declared) && declared >= 0
+      ? declared
+      : undefined;
+  if (declaredLength !== undefined && declaredLength > MAX_CODE_REQUEST_BYTES) throw tooLarge();
+  const release = await services.uploads.acquire(
+    declaredLength ?? MAX_CODE_REQUEST_BYTES,
+    c.req.raw.signal,
+  );
+  try {
+    const reader = new CodeRequestReader({
+      member: code.member,
+      operation: code.operation,
+      maxRestBytes: MAX_CONTROL_REQUEST_BYTES,
+      maxRequestBytes: MAX_CODE_REQUEST_BYTES,
+      ...(declaredLength === undefined ? {} : { declaredLength }),
+    });
+    try {
+      const upload =
+        incoming === undefined
+          ? await streamBody(c.req.raw, MAX_CODE_REQUEST_BYTES, tooLarge, reader)
+          : await streamIncomingBody(incoming, MAX_CODE_REQUEST_BYTES, tooLarge, reader);
+      await verify(identified, c.req.raw, url, { sha256Hex: upload.bodySha256 });
+      if (upload.failure !== undefined) throw upload.failure;
+      c.set("identified", identified);
+      c.set("tenant", identified.tenant);
+      c.set("body", upload.rest);
+      c.set("zipFile", upload.zip);
+      await next();
+    } finally {
+      // The answer is ready and the store has its copy: the zip's memory goes
+      // back now, whenever V8 collects the objects that held it.
+      c.set("zipFile", undefined);
+      reader.release();
+    }
+  } finally {
+    release();
+  }
 }

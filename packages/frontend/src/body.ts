@@ -6,6 +6,10 @@
  * Served by node:http, the body is read from the IncomingMessage itself
  * (readIncomingBody): a web ReadableStream over it costs more than the rest
  * of an invocation's work in the frontend. Both readers behave alike.
+ *
+ * Each chunk goes to a sink as it arrives: by default the chunks are
+ * collected into one buffer; a code upload's sink decodes its zip instead
+ * (code-request.ts), so the body is never held whole.
  */
 import type { IncomingMessage } from "node:http";
 import { LambdaApiError } from "@gust/protocol";
@@ -23,14 +27,38 @@ function unreadable(cause: unknown): LambdaApiError {
   );
 }
 
-function concat(chunks: Uint8Array[], size: number): Uint8Array {
-  const body = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.byteLength;
+/**
+ * Takes a body chunk by chunk. A chunk may be a view of a much larger
+ * buffer (node:http's socket reads): copy what is kept long.
+ */
+export interface BodySink<T> {
+  write(chunk: Uint8Array): void;
+  end(): T;
+}
+
+/** The default sink: the body as one buffer. */
+class CollectedBody implements BodySink<Uint8Array> {
+  readonly #chunks: Uint8Array[] = [];
+  #size = 0;
+  /** Whether a lone chunk is the body as it is (a web stream's chunks are its own). */
+  constructor(readonly ownsChunks: boolean) {}
+  write(chunk: Uint8Array): void {
+    this.#chunks.push(chunk);
+    this.#size += chunk.byteLength;
   }
-  return body;
+  end(): Uint8Array {
+    if (this.#chunks.length === 0) return EMPTY;
+    if (this.ownsChunks && this.#chunks.length === 1) return this.#chunks[0]!;
+    // A copy: a socket chunk is a view into the socket's much larger read buffer.
+    const body = new Uint8Array(this.#size);
+    let offset = 0;
+    for (const chunk of this.#chunks) {
+      body.set(chunk, offset);
+      offset += chunk.byteLength;
+    }
+    this.#chunks.length = 0;
+    return body;
+  }
 }
 
 /** The body of a request node:http is serving, which nothing has read yet. */
@@ -39,13 +67,22 @@ export function readIncomingBody(
   limit: number,
   tooLarge: () => LambdaApiError,
 ): Promise<Uint8Array> {
+  return streamIncomingBody(incoming, limit, tooLarge, new CollectedBody(false));
+}
+
+/** The body of a request node:http is serving, chunk by chunk into `sink`. */
+export function streamIncomingBody<T>(
+  incoming: IncomingMessage,
+  limit: number,
+  tooLarge: () => LambdaApiError,
+  sink: BodySink<T>,
+): Promise<T> {
   const declared = incoming.headers["content-length"];
   if (declared !== undefined) {
     const length = Number(declared);
     if (Number.isFinite(length) && length > limit) return Promise.reject(tooLarge());
   }
   return new Promise((resolve, reject) => {
-    const chunks: Uint8Array[] = [];
     let size = 0;
     const done = () => {
       incoming.off("data", onData);
@@ -62,12 +99,21 @@ export function readIncomingBody(
         reject(tooLarge());
         return;
       }
-      chunks.push(chunk);
+      try {
+        sink.write(chunk);
+      } catch (error) {
+        done();
+        incoming.destroy();
+        reject(error instanceof Error ? error : new Error(String(error)));
+      }
     };
     const onEnd = () => {
       done();
-      // A copy: a chunk is a view into the socket's much larger read buffer.
-      resolve(concat(chunks, size));
+      try {
+        resolve(sink.end());
+      } catch (error) {
+        reject(error instanceof Error ? error : new Error(String(error)));
+      }
     };
     const onError = (cause: unknown) => {
       done();
@@ -83,20 +129,29 @@ export function readIncomingBody(
   });
 }
 
-export async function readBody(
+export function readBody(
   request: Request,
   limit: number,
   tooLarge: () => LambdaApiError,
 ): Promise<Uint8Array> {
+  return streamBody(request, limit, tooLarge, new CollectedBody(true));
+}
+
+/** A request's body through its web stream, chunk by chunk into `sink`. */
+export async function streamBody<T>(
+  request: Request,
+  limit: number,
+  tooLarge: () => LambdaApiError,
+  sink: BodySink<T>,
+): Promise<T> {
   const declared = request.headers.get("content-length");
   if (declared !== null) {
     const length = Number(declared);
     if (Number.isFinite(length) && length > limit) throw tooLarge();
   }
   const stream = request.body as ReadableStream<Uint8Array> | null;
-  if (stream === null) return EMPTY;
+  if (stream === null) return sink.end();
   const reader = stream.getReader();
-  const chunks: Uint8Array[] = [];
   let size = 0;
   try {
     for (;;) {
@@ -114,13 +169,17 @@ export async function readBody(
         await reader.cancel().catch(() => undefined);
         throw tooLarge();
       }
-      chunks.push(value);
+      try {
+        sink.write(value);
+      } catch (error) {
+        await reader.cancel().catch(() => undefined);
+        throw error;
+      }
     }
   } finally {
     reader.releaseLock();
   }
-  if (chunks.length === 1 && chunks[0] !== undefined) return chunks[0];
-  return concat(chunks, size);
+  return sink.end();
 }
 
 const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });

@@ -11,8 +11,8 @@ import { FunctionLimits, isCustomRuntime, type FunctionRecord, type Runtime } fr
 import type { RolloutStore } from "@gust/registry";
 import type { Hono } from "hono";
 import { ApiErrors } from "./api-errors.js";
-import { MAX_CODE_REQUEST_BYTES } from "./authentication.js";
 import { utf8 } from "./body.js";
+import { zippedTooLarge } from "./code-request.js";
 import {
   parseCreateFunction,
   parseJsonObject,
@@ -57,8 +57,13 @@ async function inspectCode(zip: Uint8Array, runtime: Runtime): Promise<BundleInf
     info = await inspectZip(zip);
   } catch (error) {
     if (error instanceof BundleError) {
-      if (error.reason === BundleErrorReasons.zipTooLarge)
-        throw ApiErrors.entityTooLarge(MAX_CODE_REQUEST_BYTES);
+      if (error.reason === BundleErrorReasons.zipTooLarge) throw zippedTooLarge();
+      if (error.reason === BundleErrorReasons.unzippedTooLarge) {
+        // Lambda's words, which deployment tools recognise.
+        throw ApiErrors.invalidParameter(
+          `Unzipped size must be smaller than ${FunctionLimits.maxUnzippedBytes} bytes`,
+        );
+      }
       throw ApiErrors.invalidParameter(`Could not unzip uploaded file. ${error.message}`);
     }
     throw error;
@@ -112,7 +117,7 @@ export function registerControlApi(
 
   const createFunction = async (c: FrontendContext) => {
     const tenant = c.get("tenant");
-    const input = parseCreateFunction(bodyJson(c));
+    const input = parseCreateFunction(bodyJson(c), c.get("zipFile"));
     // FunctionName may be an ARN; it must not carry a qualifier.
     const { name } = parseFunctionRef(input.functionName, {
       tenant,
@@ -173,7 +178,7 @@ export function registerControlApi(
   app.put(`${API}/functions/:name/code`, async (c) => {
     const tenant = c.get("tenant");
     const { ref, record } = await lookUpFunction(c, services, false);
-    const input = parseUpdateFunctionCode(bodyJson(c));
+    const input = parseUpdateFunctionCode(bodyJson(c), c.get("zipFile"));
     checkRevision(record, input.revisionId);
     const info = await inspectCode(input.zip, record.runtime);
     if (input.dryRun) return json(c, toFunctionConfiguration(record));

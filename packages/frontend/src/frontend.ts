@@ -35,6 +35,7 @@ import { RolloutReporter } from "./rollout-reporter.js";
 import { RolloutShadow } from "./rollout-shadow.js";
 import { registerRolloutSettingsApi } from "./rollout-shadow-api.js";
 import { registerRuntimeAdminApi, registerRuntimeManagementApi } from "./runtime-management-api.js";
+import { UploadBudget } from "./upload-budget.js";
 import { WorkerDirectory } from "./worker-directory.js";
 
 export interface FrontendDeps {
@@ -149,6 +150,7 @@ export function createFrontend(
     logger,
     options,
     now,
+    uploads: new UploadBudget(options.codeUploadBytesInFlight, options.codeUploadWaitMs),
   };
 
   const app = new Hono<FrontendEnv>();

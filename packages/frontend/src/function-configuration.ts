@@ -7,9 +7,17 @@
  *
  * Reference: https://docs.aws.amazon.com/lambda/latest/api/API_FunctionConfiguration.html
  */
-import { isRuntime, Runtimes, type FunctionRecord, type Runtime } from "@gust/protocol";
+import {
+  FunctionLimits,
+  isRuntime,
+  Runtimes,
+  type FunctionRecord,
+  type Runtime,
+} from "@gust/protocol";
 import { effectiveRuntimeVersion, type FunctionConfigInput } from "@gust/registry";
 import { ApiErrors } from "./api-errors.js";
+import { Base64Problems, decodeBase64 } from "./base64-decoder.js";
+import { zippedTooLarge } from "./code-request.js";
 import { LATEST } from "./function-names.js";
 
 export function toFunctionConfiguration(record: FunctionRecord): Record<string, unknown> {
@@ -140,10 +148,12 @@ function checkUnsupported(body: Json): void {
   }
 }
 
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-
-/** The zip of Code.ZipFile (CreateFunction) or ZipFile (UpdateFunctionCode). */
-function zipFrom(container: Json, where: string): Uint8Array {
+/**
+ * The zip of Code.ZipFile (CreateFunction) or ZipFile (UpdateFunctionCode):
+ * `decoded` when the body's reader decoded it on arrival (its member is then
+ * `null` here), else the member's base64, decoded strictly in one pass.
+ */
+function zipFrom(container: Json, where: string, decoded: Uint8Array | undefined): Uint8Array {
   for (const member of ["S3Bucket", "S3Key", "S3ObjectVersion", "ImageUri"]) {
     if (container[member] !== undefined && container[member] !== null) {
       throw ApiErrors.invalidParameter(
@@ -152,15 +162,22 @@ function zipFrom(container: Json, where: string): Uint8Array {
     }
   }
   const zipFile = container["ZipFile"];
-  if (typeof zipFile !== "string" || zipFile.length === 0) {
+  const zip =
+    decoded !== undefined && zipFile === null
+      ? decoded
+      : typeof zipFile === "string"
+        ? decodeBase64(zipFile, FunctionLimits.maxZipBytes)
+        : undefined;
+  if (zip === undefined || zip.length === 0) {
     throw ApiErrors.invalidParameter(
       `${where}ZipFile is required: the function's code as a base64 zip`,
     );
   }
-  if (!BASE64.test(zipFile)) {
+  if (zip === Base64Problems.tooLarge) throw zippedTooLarge();
+  if (zip === Base64Problems.invalid) {
     throw ApiErrors.invalidParameter(`${where}ZipFile is not valid base64`);
   }
-  return new Uint8Array(Buffer.from(zipFile, "base64"));
+  return zip;
 }
 
 export interface CreateFunctionInput {
@@ -169,7 +186,7 @@ export interface CreateFunctionInput {
   zip: Uint8Array;
 }
 
-export function parseCreateFunction(body: Json): CreateFunctionInput {
+export function parseCreateFunction(body: Json, zipFile?: Uint8Array): CreateFunctionInput {
   const functionName = optionalString(body, "FunctionName");
   if (functionName === undefined || functionName === "") {
     throw ApiErrors.validation(
@@ -186,7 +203,7 @@ export function parseCreateFunction(body: Json): CreateFunctionInput {
   if (typeof code !== "object" || code === null || Array.isArray(code)) {
     throw ApiErrors.invalidParameter('Code is required: { "ZipFile": "<base64 zip>" }');
   }
-  const zip = zipFrom(code as Json, "Code.");
+  const zip = zipFrom(code as Json, "Code.", zipFile);
   // A custom runtime's entry point is the bundle's `bootstrap`; Lambda lets it
   // go without a handler, so Gust does too.
   const handler =
@@ -213,9 +230,9 @@ export interface UpdateCodeInput {
   dryRun: boolean;
 }
 
-export function parseUpdateFunctionCode(body: Json): UpdateCodeInput {
+export function parseUpdateFunctionCode(body: Json, zipFile?: Uint8Array): UpdateCodeInput {
   checkArchitectures(body);
-  const zip = zipFrom(body, "");
+  const zip = zipFrom(body, "", zipFile);
   optionalBoolean(body, "Publish");
   return withoutUndefined({
     zip,

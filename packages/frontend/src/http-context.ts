@@ -11,6 +11,7 @@ import { notFoundFor, parseFunctionRef, type FunctionRef } from "./function-name
 import type { Invoker } from "./invoker.js";
 import type { ResolvedFrontendOptions } from "./options.js";
 import type { IdentifiedRequest } from "./sigv4.js";
+import type { UploadBudget } from "./upload-budget.js";
 
 export interface FrontendEnv {
   Variables: {
@@ -18,8 +19,13 @@ export interface FrontendEnv {
     /** The caller, once its signature is verified. */
     tenant: Tenant;
     identified: IdentifiedRequest;
-    /** The request body, read (within the route's limit) to check the signature. */
+    /**
+     * The request body, read (within the route's limit) to check the
+     * signature. A code upload's has `null` for its zip, which is `zipFile`.
+     */
     body: Uint8Array;
+    /** CreateFunction's Code.ZipFile or UpdateFunctionCode's ZipFile, decoded as it arrived. */
+    zipFile: Uint8Array | undefined;
     /** The URL as the client signed it (path still percent-encoded). */
     url: URL;
   };
@@ -35,6 +41,8 @@ export interface Services {
   logger: Logger;
   options: ResolvedFrontendOptions;
   now: () => number;
+  /** Code upload bytes this frontend holds at once (upload-budget.ts). */
+  uploads: UploadBudget;
 }
 
 /** The function a `{name}` path parameter names, or ResourceNotFoundException. */

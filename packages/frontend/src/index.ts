@@ -23,7 +23,12 @@ export {
   DEFAULT_EVENT_THROTTLE_HOLD_MS,
   DEFAULT_FLEET_SIZE_HINT,
   MIN_ADMIN_TOKEN_LENGTH,
+  MAX_CODE_REQUEST_BYTES,
+  DEFAULT_CODE_UPLOADS_IN_FLIGHT,
+  DEFAULT_CODE_UPLOAD_BYTES_IN_FLIGHT,
+  DEFAULT_CODE_UPLOAD_WAIT_MS,
 } from "./options.js";
+export { UploadBudget } from "./upload-budget.js";
 export { acquire } from "./admission.js";
 export { FleetAdmission, createFleetAdmission } from "./admission-fleet.js";
 export { GossipTransport } from "./gossip.js";

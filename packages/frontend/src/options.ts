@@ -91,6 +91,20 @@ export interface FrontendOptions {
    * @default none
    */
   adminToken?: string;
+  /**
+   * Bytes of code uploads (CreateFunction, UpdateFunctionCode bodies) this
+   * frontend reads at once; more wait their turn, unread (upload-budget.ts).
+   * An upload holds less than its body, so the frontend's memory stays under
+   * its baseline plus this. @default 140334422 (two bodies of Lambda's largest, 70167211 bytes)
+   */
+  codeUploadBytesInFlight?: number;
+  /**
+   * How long an upload waits for room before a 429 TooManyRequestsException.
+   * A client that gives up sooner (the AWS CLI's socket timeout is 60 s)
+   * leaves the queue when it closes; this only bounds the wait below
+   * node:http's 300 s for receiving a whole request. @default 120000
+   */
+  codeUploadWaitMs?: number;
 }
 
 export type ResolvedFrontendOptions = Required<
@@ -118,6 +132,12 @@ export const DEFAULT_EVENT_THROTTLE_BACKOFF_MS = 250;
 export const DEFAULT_EVENT_THROTTLE_MAX_BACKOFF_MS = 5_000;
 export const DEFAULT_EVENT_THROTTLE_HOLD_MS = 30_000;
 export const DEFAULT_FLEET_SIZE_HINT = 1;
+/** Lambda's request limit for CreateFunction and UpdateFunctionCode (a 50 MB zip in base64, and the rest). */
+export const MAX_CODE_REQUEST_BYTES = 70_167_211;
+export const DEFAULT_CODE_UPLOADS_IN_FLIGHT = 2;
+export const DEFAULT_CODE_UPLOAD_BYTES_IN_FLIGHT =
+  DEFAULT_CODE_UPLOADS_IN_FLIGHT * MAX_CODE_REQUEST_BYTES;
+export const DEFAULT_CODE_UPLOAD_WAIT_MS = 120_000;
 /** Shorter admin tokens are refused: the token opens every tenant's figures. */
 export const MIN_ADMIN_TOKEN_LENGTH = 16;
 
@@ -268,6 +288,18 @@ export function resolveFrontendOptions(options: FrontendOptions = {}): ResolvedF
       "eventThrottleHoldMs",
       options.eventThrottleHoldMs,
       DEFAULT_EVENT_THROTTLE_HOLD_MS,
+      0,
+    ),
+    codeUploadBytesInFlight: integer(
+      "codeUploadBytesInFlight",
+      options.codeUploadBytesInFlight,
+      DEFAULT_CODE_UPLOAD_BYTES_IN_FLIGHT,
+      1,
+    ),
+    codeUploadWaitMs: integer(
+      "codeUploadWaitMs",
+      options.codeUploadWaitMs,
+      DEFAULT_CODE_UPLOAD_WAIT_MS,
       0,
     ),
   };

@@ -259,12 +259,16 @@ function sameSignature(expected: string, given: string): boolean {
 const SIGNATURE_MISMATCH =
   "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.";
 
-/** Sign the request again, with the body, and compare. Throws InvalidSignatureException. */
+/**
+ * Sign the request again, with the body, and compare. Throws
+ * InvalidSignatureException. A body hashed as it was read (a code upload)
+ * comes as its hex SHA-256.
+ */
 export async function verify(
   identified: IdentifiedRequest,
   request: Request,
   url: URL,
-  body: Uint8Array,
+  body: Uint8Array | { sha256Hex: string },
 ): Promise<void> {
   const headers = new Map<string, string>();
   for (const name of identified.signedHeaders) {
@@ -274,7 +278,7 @@ export async function verify(
   }
   let expected: string | undefined;
   if (identified.form === "header") {
-    const bodySha256 = sha256Hex(body);
+    const bodySha256 = body instanceof Uint8Array ? sha256Hex(body) : body.sha256Hex;
     // The signer trusts x-amz-content-sha256 as the body's hash; hold it to the real body.
     const declaredHash = request.headers.get("x-amz-content-sha256");
     if (declaredHash !== null && declaredHash !== bodySha256) {
