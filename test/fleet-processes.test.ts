@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { CreateFunctionCommand, InvokeCommand, type LambdaClient } from "@aws-sdk/client-lambda";
 import { startNatsServer, type NatsServerHandle } from "@gust/bus";
 import { spawnGust, type GustProcess } from "@gust/cli";
+import { writeTenantKeyFile } from "@gust/registry";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { echoZip } from "./support/functions.js";
 import { decodePayload, lambdaFor } from "./support/lambda.js";
@@ -33,6 +34,9 @@ describe("fleet of processes on nats-server", () => {
     dir = await mkdtemp(join(tmpdir(), "gust-fleet-test-"));
     const tenantsFile = join(dir, "tenants.json");
     await writeFile(tenantsFile, JSON.stringify({ tenants: [tenant] }), { mode: 0o600 });
+    // For the coordinator and the frontend only, as a fleet hands it out.
+    const tenantKeyFile = join(dir, "tenant.key");
+    await writeTenantKeyFile(tenantKeyFile);
 
     const coordinator = spawnGust([
       "coordinator",
@@ -42,6 +46,8 @@ describe("fleet of processes on nats-server", () => {
       seeds.coordinator,
       "--tenants",
       tenantsFile,
+      "--tenant-key-file",
+      tenantKeyFile,
     ]);
     processes.push(coordinator);
     await coordinator.waitForLog("coordinator started");
@@ -79,6 +85,8 @@ describe("fleet of processes on nats-server", () => {
       nats.url,
       "--nats-nkey",
       seeds.frontend,
+      "--tenant-key-file",
+      tenantKeyFile,
       "--host",
       "127.0.0.1",
       "--port",

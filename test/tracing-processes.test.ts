@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { CreateFunctionCommand, InvokeCommand, type LambdaClient } from "@aws-sdk/client-lambda";
 import { startNatsServer, type NatsServerHandle } from "@gust/bus";
 import { spawnGust, type GustProcess } from "@gust/cli";
+import { writeTenantKeyFile } from "@gust/registry";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodePayload, lambdaFor } from "./support/lambda.js";
 import { startOtlpReceiver, type OtlpReceiver } from "./support/otlp-receiver.js";
@@ -33,6 +34,8 @@ describe("telemetry of a fleet of gust processes", () => {
     dir = await mkdtemp(join(tmpdir(), "gust-tracing-test-"));
     const tenantsFile = join(dir, "tenants.json");
     await writeFile(tenantsFile, JSON.stringify({ tenants: [tenant] }), { mode: 0o600 });
+    const tenantKeyFile = join(dir, "tenant.key");
+    await writeTenantKeyFile(tenantKeyFile);
     const env = {
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
       // Export within a fraction of a second rather than OpenTelemetry's 5 s.
@@ -40,7 +43,15 @@ describe("telemetry of a fleet of gust processes", () => {
     };
 
     const coordinator = spawnGust(
-      ["coordinator", "--nats", nats.url, "--tenants", tenantsFile],
+      [
+        "coordinator",
+        "--nats",
+        nats.url,
+        "--tenants",
+        tenantsFile,
+        "--tenant-key-file",
+        tenantKeyFile,
+      ],
       env,
     );
     processes.push(coordinator);
@@ -65,7 +76,19 @@ describe("telemetry of a fleet of gust processes", () => {
     workerMetrics = (await worker.waitForLog("telemetry started"))["metricsUrl"] as string;
     await worker.waitForLog("worker started");
     const frontend = spawnGust(
-      ["frontend", "--nats", nats.url, "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0"],
+      [
+        "frontend",
+        "--nats",
+        nats.url,
+        "--tenant-key-file",
+        tenantKeyFile,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--metrics-port",
+        "0",
+      ],
       env,
     );
     processes.push(frontend);

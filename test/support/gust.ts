@@ -21,7 +21,7 @@ import {
   startWorkerService,
   type Service,
 } from "@gust/cli";
-import type { TenantRecord } from "@gust/registry";
+import { TenantKeyring, type TenantRecord } from "@gust/registry";
 import type { WorkerOptions } from "@gust/worker";
 import type { FrontendOptions } from "@gust/frontend";
 
@@ -59,6 +59,8 @@ export async function startGust(mode: Mode, options: TestGustOptions): Promise<T
     return infra;
   };
   const services: Service[] = [];
+  // As `gust coordinator|frontend --tenant-key-file`: tenants' secrets sealed in KV.
+  const tenantKeyring = TenantKeyring.ephemeral();
   const closeEverything = async () => {
     await closeAll(services);
     for (const infra of connections.reverse()) await infra.close();
@@ -66,12 +68,16 @@ export async function startGust(mode: Mode, options: TestGustOptions): Promise<T
   };
   try {
     services.push(
-      await startCoordinatorService(await connectAs("coordinator"), { tenants: options.tenants }),
+      await startCoordinatorService(await connectAs("coordinator"), {
+        tenants: options.tenants,
+        tenantKeyring,
+      }),
     );
     services.push(await startWorkerService(await connectAs("worker"), worker));
     const frontend = await startFrontendService(await connectAs("frontend"), {
       host: "127.0.0.1",
       port: 0,
+      tenantKeyring,
       ...(options.frontend ? { frontend: options.frontend } : {}),
     });
     services.push(frontend);

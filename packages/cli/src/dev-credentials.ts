@@ -5,7 +5,7 @@
  * `gust dev`, which listens on loopback.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { parseTenantRecord, type Credential, type TenantRecord } from "@gust/registry";
@@ -31,7 +31,11 @@ function newCredential(): Credential {
   };
 }
 
-/** Reads the dev credentials, creating them (mode 0600) the first time. */
+/**
+ * Reads the dev credentials, creating them the first time. The file is kept
+ * at mode 0600 (one an older Gust wrote more open is closed): handlers of
+ * custom runtimes may run as other users of this machine.
+ */
 export async function devCredentials(path = devCredentialsPath()): Promise<Credential> {
   try {
     const record = parseTenantRecord(
@@ -39,13 +43,18 @@ export async function devCredentials(path = devCredentialsPath()): Promise<Crede
       path,
     );
     const credential = record.credentials[0];
-    if (credential) return credential;
+    if (credential) {
+      if (((await stat(path)).mode & 0o077) !== 0) await chmod(path, 0o600);
+      return credential;
+    }
   } catch {
     // Missing or unreadable: make new ones below.
   }
   const credential = newCredential();
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   await writeFile(path, `${JSON.stringify(credential, null, 2)}\n`, { mode: 0o600 });
+  // writeFile's mode applies only to a file it creates.
+  await chmod(path, 0o600);
   return credential;
 }
 

@@ -6,7 +6,7 @@
  */
 import { createMemoryInfrastructure } from "@gust/bus";
 import type { FrontendOptions } from "@gust/frontend";
-import type { TenantRecord } from "@gust/registry";
+import { TenantKeyring, type TenantRecord } from "@gust/registry";
 import type { WorkerOptions } from "@gust/worker";
 import {
   closeAll,
@@ -25,6 +25,8 @@ export interface DevOptions {
   tenants?: TenantRecord[];
   /** A tenants config file instead of `tenants`. */
   tenantsFile?: string;
+  /** Load a tenants file other users could read, with a warning. @default false */
+  allowReadableTenantsFile?: boolean;
   worker?: WorkerOptions;
   frontend?: FrontendOptions;
 }
@@ -40,9 +42,14 @@ export interface DevServer {
 export async function startDev(options: DevOptions = {}): Promise<DevServer> {
   const infra = createMemoryInfrastructure();
   const services: Service[] = [];
+  // The store lives in this process only, so a key that does too is enough:
+  // tenants' secrets are sealed in it as in a fleet.
+  const tenantKeyring = TenantKeyring.ephemeral();
   try {
     services.push(
       await startCoordinatorService(infra, {
+        tenantKeyring,
+        ...(options.allowReadableTenantsFile === true ? { allowReadableTenantsFile: true } : {}),
         ...(options.tenantsFile === undefined ? {} : { tenantsFile: options.tenantsFile }),
         ...(options.tenants === undefined ? {} : { tenants: options.tenants }),
       }),
@@ -52,6 +59,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevServer> {
     const frontend = await startFrontendService(infra, {
       // The worker shares the process: invocations reach it without encoding.
       localWorkers: [worker.worker],
+      tenantKeyring,
       host: options.host ?? "127.0.0.1",
       port: options.port ?? DEFAULT_DEV_PORT,
       // The only frontend: it admits each tenant's whole limit, without gossip.

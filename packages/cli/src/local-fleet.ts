@@ -21,6 +21,10 @@
  * user can enter) and starts nats-server admitting only those keys, each
  * with its role's permissions. Each process gets its own role's seed file
  * and nothing else; sandboxes, under other uids, can read none of them.
+ *
+ * Tenants' secrets are sealed in KV with a tenant key made for each run
+ * (`tenant.key` in the temp dir, mode 0600), handed to the coordinator and
+ * the frontends, not to the workers.
  */
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -36,7 +40,7 @@ import {
 } from "@gust/bus";
 import { DEFAULT_DRAIN_TIMEOUT_MS } from "@gust/frontend";
 import { ConfigError, GustError } from "@gust/protocol";
-import type { TenantRecord } from "@gust/registry";
+import { writeTenantKeyFile, type TenantRecord } from "@gust/registry";
 import { devCredentials, devTenant } from "./dev-credentials.js";
 import { spawnGust, type GustProcess } from "./gust-process.js";
 import { DEFAULT_HEALTH_CHECK_INTERVAL_MS, startHaproxy, type HaproxyHandle } from "./haproxy.js";
@@ -247,6 +251,8 @@ export interface LocalFleet {
   /** The generated tenant; undefined when a tenants file was given. */
   readonly tenant: TenantRecord | undefined;
   readonly tenantsFile: string;
+  /** The key tenants' secrets are sealed with in KV, as the coordinator and frontends have it. */
+  readonly tenantKeyFile: string;
   /** The fleet's temp dir (tenants, HAProxy config and socket); removed by stop(). */
   readonly dir: string;
   /**
@@ -420,6 +426,8 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     const generated =
       resolved.tenantsFile === undefined ? await generateTenantsFile(dir) : undefined;
     const tenantsFile = resolved.tenantsFile ?? generated!.file;
+    const tenantKeyFile = join(dir, "tenant.key");
+    await writeTenantKeyFile(tenantKeyFile);
 
     coordinator = {
       id: "coordinator",
@@ -428,6 +436,8 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
         ...natsArgs("coordinator"),
         "--tenants",
         tenantsFile,
+        "--tenant-key-file",
+        tenantKeyFile,
       ]),
     };
     await abortable(coordinator.process.waitForLog("coordinator started", resolved.startTimeoutMs));
@@ -453,6 +463,8 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
       const member = spawnMember("frontend", id, [
         "frontend",
         ...natsArgs("frontend"),
+        "--tenant-key-file",
+        tenantKeyFile,
         "--id",
         id,
         "--host",
@@ -515,6 +527,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
       frontends,
       tenant: generated?.tenant,
       tenantsFile,
+      tenantKeyFile,
       dir,
       async restartFrontend(id) {
         if (stopping !== undefined) throw new GustError("the fleet is stopping", "local-fleet");

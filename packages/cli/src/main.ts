@@ -26,6 +26,7 @@ import { runNatsConfigCommand } from "./nats-config-command.js";
 import { natsConnectionOptions } from "./nats-flags.js";
 import { runRolloutCommand } from "./rollout-command.js";
 import { runRuntimeCommand } from "./runtime-command.js";
+import { fleetTenantKeyring, runTenantKeyCommand } from "./tenant-key-command.js";
 import {
   closeAll,
   drainAll,
@@ -53,10 +54,16 @@ const USAGE = `Usage: gust <command> [options]
   worker       run sandboxes in a fleet            --nats URL --id ID --max-sandboxes N --pool N
                  --dispatch-slots N (as for dev)
   coordinator  load tenants into a fleet           --nats URL --tenants FILE
+                 the tenants file must be private (chmod 600 FILE) or it is refused;
+                 --allow-readable-tenants-file loads it anyway, with a warning
+                 coordinator and frontend: --tenant-key-file FILE ($GUST_TENANT_KEY_FILE),
+                 the key tenants' secret keys are encrypted with in NATS; required
                  worker and coordinator: --health-port N serves /healthz and /readyz
                  on --host (default 0.0.0.0)
                  frontend and worker: SIGTERM drains (take no new work, finish what runs,
                  at most --drain-timeout MS, default 30000), then exits; SIGINT exits now
+  tenant-key   the key for --tenant-key-file       --out FILE (mode 0600)  --add (rotation)
+                 gust tenant-key --help
   nats-config  a NATS nkey per role and the nats-server config admitting them
                  --out DIR (seeds DIR/<role>.nk, mode 0600; DIR/auth.conf)   gust nats-config --help
   local-fleet  nats-server, coordinator, workers and frontends behind HAProxy, until Ctrl-C
@@ -93,6 +100,8 @@ const OPTIONS = {
   host: { type: "string" },
   port: { type: "string" },
   tenants: { type: "string" },
+  "allow-readable-tenants-file": { type: "boolean" },
+  "tenant-key-file": { type: "string" },
   nats: { type: "string" },
   "nats-nkey": { type: "string" },
   "nats-seeds": { type: "string" },
@@ -270,6 +279,10 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(await runRolloutCommand(rest));
     return;
   }
+  if (command === "tenant-key") {
+    process.stdout.write(await runTenantKeyCommand(rest, process.env["INIT_CWD"] ?? process.cwd()));
+    return;
+  }
   if (command === "nats-config") {
     process.stdout.write(
       await runNatsConfigCommand(rest, process.env["INIT_CWD"] ?? process.cwd()),
@@ -303,6 +316,9 @@ async function main(argv: string[]): Promise<void> {
         ...(values.tenants === undefined
           ? { tenants: [devTenant(credential)] }
           : { tenantsFile: values.tenants }),
+        ...(values["allow-readable-tenants-file"] === true
+          ? { allowReadableTenantsFile: true }
+          : {}),
         ...(adminToken() === undefined ? {} : { frontend: { adminToken: adminToken() } }),
       });
       process.stdout.write(
@@ -322,8 +338,10 @@ async function main(argv: string[]): Promise<void> {
     }
     case "frontend": {
       const gossipIntervalMs = integer(values["gossip-interval"], "gossip-interval");
+      const tenantKeyring = await fleetTenantKeyring("frontend", values["tenant-key-file"]);
       return runFleetService(values, "frontend", (infra) =>
         startFrontendService(infra, {
+          tenantKeyring,
           host: values.host ?? "0.0.0.0",
           port: integer(values.port, "port") ?? DEFAULT_DEV_PORT,
           frontend: {
@@ -352,10 +370,13 @@ async function main(argv: string[]): Promise<void> {
       if (values.tenants === undefined)
         throw new ConfigError("gust coordinator needs --tenants FILE");
       const tenantsFile = values.tenants;
+      const tenantKeyring = await fleetTenantKeyring("coordinator", values["tenant-key-file"]);
+      const allowReadableTenantsFile = values["allow-readable-tenants-file"] === true;
       return runFleetService(
         values,
         "coordinator",
-        (infra) => startCoordinatorService(infra, { tenantsFile }),
+        (infra) =>
+          startCoordinatorService(infra, { tenantsFile, tenantKeyring, allowReadableTenantsFile }),
         "coordinator",
       );
     }

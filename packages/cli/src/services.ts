@@ -14,7 +14,12 @@ import {
   type LocalWorker,
 } from "@gust/frontend";
 import { Buckets } from "@gust/protocol";
-import { FunctionRegistry, RolloutStore, TenantDirectory } from "@gust/registry";
+import {
+  FunctionRegistry,
+  RolloutStore,
+  TenantDirectory,
+  type TenantKeyring,
+} from "@gust/registry";
 import { createLogger, startTelemetry, type Telemetry } from "@gust/telemetry";
 import { startWorker, type Worker, type WorkerOptions } from "@gust/worker";
 
@@ -39,6 +44,8 @@ export interface FrontendServiceOptions {
   frontend?: FrontendOptions;
   /** Workers in this process, reached without the bus (`gust dev`). */
   localWorkers?: readonly LocalWorker[];
+  /** Opens tenants' sealed secrets: the coordinator's keys. @default none (tests only) */
+  tenantKeyring?: TenantKeyring;
 }
 
 async function openRegistry(infra: Infrastructure, region?: string): Promise<FunctionRegistry> {
@@ -56,7 +63,11 @@ export async function startFrontendService(
 ): Promise<FrontendService> {
   const logger = createLogger("frontend");
   const registry = await openRegistry(infra, options.frontend?.region);
-  const tenants = await TenantDirectory.open(await infra.kv(Buckets.tenants), logger);
+  const tenants = await TenantDirectory.open(
+    await infra.kv(Buckets.tenants),
+    logger,
+    options.tenantKeyring === undefined ? {} : { keyring: options.tenantKeyring },
+  );
   const rollouts = await RolloutStore.open(await infra.kv(Buckets.rollouts), logger);
   const frontend = createFrontend(
     {
