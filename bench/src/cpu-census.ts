@@ -126,6 +126,19 @@ export function cpuUseBetween(before: CpuSnapshot, after: CpuSnapshot, root: num
   };
 }
 
+/** Processes whose command line carries `marker`. */
+export async function markedProcesses(marker: string): Promise<number[]> {
+  const pids = (await readdir("/proc")).filter((name) => /^\d+$/.test(name)).map(Number);
+  const marked = await Promise.all(
+    pids.map(async (pid) =>
+      (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).includes(marker)
+        ? pid
+        : undefined,
+    ),
+  );
+  return marked.filter((pid) => pid !== undefined);
+}
+
 /** The control group of a process in the cpu hierarchy (v1 `cpu`, else the v2 path). */
 export async function cpuCgroupOf(pid: number): Promise<string | undefined> {
   try {

@@ -31,17 +31,31 @@
  *   BENCH_NOISY_SPIN_MS (5000)               each spinning invocation
  *   BENCH_NOISY_CELL_MS (12000)              each measurement, after…
  *   BENCH_NOISY_WARMUP_MS (1000)             …this much load not counted
+ *   BENCH_NOISY_DEV_ARGS ()                  more flags for `gust dev`, space-separated
+ *                                            (e.g. "--dispatch-slots 0")
  */
-import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { envChoice, envInteger } from "./config.js";
-import { cpuCgroupOf, cpuSnapshot, cpuUseBetween, type CpuUse } from "./cpu-census.js";
+import { cpuCgroupOf, cpuSnapshot, cpuUseBetween, markedProcesses } from "./cpu-census.js";
 import { PAYLOAD, invokePath, type GustEndpoint } from "./handlers.js";
 import { LatencyHistogram } from "./histogram.js";
 import { closedLoop, type LoadResult } from "./load.js";
-import { fmt, fmtInt, fmtSig, markdownTable } from "./markdown.js";
+import { fmt, fmtInt, fmtSig } from "./markdown.js";
+import {
+  MODE_LABELS,
+  MODE_NAMES,
+  commitLine,
+  noisyReport,
+  phaseLabel,
+  type Cell,
+  type EscapedCounts,
+  type ModeName,
+  type ModeRun,
+  type NoisyPhase,
+  type NoisySettings,
+  type PhaseName,
+} from "./noisy-report.js";
 import {
   NOISY_KINDS,
   SPINNER_MARKER,
@@ -51,17 +65,12 @@ import {
   noisyFunction,
   startTwoTenantDev,
   victimFunction,
-  type IsolationReport,
-  type NoisyKind,
   type TwoTenantDev,
   type VictimHandler,
 } from "./noisy-tenants.js";
 import { loadLine, machineLine } from "./proc.js";
 import { Progress } from "./progress.js";
 import { signedHeaders } from "./signing.js";
-
-const MODE_NAMES = ["jail", "no-jail"] as const;
-type ModeName = (typeof MODE_NAMES)[number];
 
 const MODES = envChoice("BENCH_NOISY_MODES", MODE_NAMES, MODE_NAMES);
 const KINDS = envChoice("BENCH_NOISY_KINDS", NOISY_KINDS, NOISY_KINDS);
@@ -70,73 +79,11 @@ const SPINNERS = envInteger("BENCH_NOISY_SPINNERS", 4, 1);
 const SPIN_MS = envInteger("BENCH_NOISY_SPIN_MS", 5000, 100);
 const CELL_MS = envInteger("BENCH_NOISY_CELL_MS", 12_000, 1000);
 const WARMUP_MS = envInteger("BENCH_NOISY_WARMUP_MS", 1000, 0);
+const DEV_ARGS = (process.env["BENCH_NOISY_DEV_ARGS"] ?? "").split(/\s+/).filter(Boolean);
 /** Once every lane's first spinning invocation has begun, this long before measuring. */
 const SPIN_UP_MS = 1000;
 
-const MODE_LABELS: Record<ModeName, string> = {
-  jail: "jailed (control groups)",
-  "no-jail": "not jailed (--no-jail)",
-};
-
-type PhaseName = "alone" | NoisyKind | "after";
-const PHASE_LABELS: Record<PhaseName, string> = {
-  alone: "alone (baseline)",
-  node: `${SPINNERS} Node.js spinners`,
-  "bash-escape": `${SPINNERS} bash spinners + ${SPINNERS} escaped`,
-  after: "alone again",
-};
-const NOISY_DESCRIPTIONS: Record<NoisyKind, string> = {
-  node: `${SPINNERS} Node.js handlers spinning`,
-  "bash-escape": `${SPINNERS} bash handlers spinning, each with an escaped spinner`,
-};
-
-interface Cell {
-  mode: ModeName;
-  phase: PhaseName;
-  handler: VictimHandler;
-  requests: number;
-  errors: number;
-  errorsByStatus: Record<string, number>;
-  throughput: number;
-  p50Ms: number;
-  p90Ms: number;
-  p99Ms: number;
-  maxMs: number;
-  /** p99 over the same handler's baseline in the same mode. */
-  p99Ratio: number;
-  cpu: CpuUse;
-  loadAverage: string;
-}
-
-interface NoisyPhase {
-  mode: ModeName;
-  kind: NoisyKind;
-  invocations: number;
-  errors: number;
-  firstError?: string;
-  /** Mean share of a core each spinning handler got (its CPU time over its wall time). */
-  cpuShare: number;
-  /** Escaped spinners found in /proc halfway through each cell. */
-  escapedSeen: number[];
-  /** …of which in a control group under Gust's `gust/` tree. */
-  escapedInSandboxGroup: number[];
-  /** Escaped spinners still running once the phase's invocations had all returned (+2 s). */
-  leftAfter: number;
-}
-
-interface EscapedCounts {
-  seen: number[];
-  inSandboxGroup: number[];
-}
-
-interface ModeRun {
-  mode: ModeName;
-  isolation: IsolationReport;
-  cells: Cell[];
-  noisy: NoisyPhase[];
-}
-
-/** Four lanes, each re-invoking the spinner as soon as it returns, until stopped. */
+/** Lanes (four by default), each re-invoking the spinner as soon as it returns, until stopped. */
 class SpinningTenant {
   readonly #endpoint: GustEndpoint;
   readonly #name: string;
@@ -194,11 +141,38 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Escaped spinners running now, and how many are in a control group under Gust's tree. */
+/**
+ * Counts the escaped spinners once a second while the noisy tenant spins:
+ * how many run, and how many of those are in a control group under Gust's
+ * `gust/` tree (a sandbox's), which is what keeps them in their tenant's
+ * share. A single look could fall between one invocation and the next.
+ */
+class EscapeWatch {
+  readonly counts: EscapedCounts = { seen: [], inSandboxGroup: [] };
+  readonly #timer: NodeJS.Timeout;
+  #sampling: Promise<void> = Promise.resolve();
+
+  constructor() {
+    this.#timer = setInterval(() => {
+      this.#sampling = this.#sample();
+    }, 1000);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.#sampling;
+  }
+
+  async #sample(): Promise<void> {
+    const found = await escapedSpinners();
+    this.counts.seen.push(found.seen);
+    this.counts.inSandboxGroup.push(found.inSandboxGroup);
+  }
+}
+
 async function escapedSpinners(): Promise<{ seen: number; inSandboxGroup: number }> {
-  const snapshot = await cpuSnapshot(SPINNER_MARKER);
-  // A marked process's own parent may be marked too for an instant (the subshell before it exits).
-  const groups = await Promise.all([...snapshot.marked].map((pid) => cpuCgroupOf(pid)));
+  const pids = await markedProcesses(SPINNER_MARKER);
+  const groups = await Promise.all(pids.map((pid) => cpuCgroupOf(pid)));
   return {
     seen: groups.length,
     inSandboxGroup: groups.filter((group) => group?.includes("/gust/") ?? false).length,
@@ -210,24 +184,14 @@ async function measureCell(
   mode: ModeName,
   phase: PhaseName,
   handler: VictimHandler,
-  escaped: EscapedCounts | undefined,
 ): Promise<Omit<Cell, "p99Ratio">> {
   const path = invokePath(handler);
   const headers = await signedHeaders(dev.url, "POST", path, PAYLOAD, dev.victim.credential);
   const before = await cpuSnapshot(SPINNER_MARKER);
-  const probe = escaped
-    ? sleep(WARMUP_MS + CELL_MS / 2)
-        .then(escapedSpinners)
-        .then((found) => {
-          escaped.seen.push(found.seen);
-          escaped.inSandboxGroup.push(found.inSandboxGroup);
-        })
-    : Promise.resolve();
   const result: LoadResult = await closedLoop(
     { url: dev.url + path, headers },
     { concurrency: CLIENTS, warmupMs: WARMUP_MS, durationMs: CELL_MS },
   );
-  await probe;
   const after = await cpuSnapshot(SPINNER_MARKER);
   return {
     mode,
@@ -248,7 +212,12 @@ async function measureCell(
 
 async function runMode(mode: ModeName, progress: Progress): Promise<ModeRun> {
   progress.step(`${MODE_LABELS[mode]}: starting gust dev, two tenants`);
-  const dev = await startTwoTenantDev({ jail: mode === "jail", pool: 2, maxSandboxes: 40 });
+  const dev = await startTwoTenantDev({
+    jail: mode === "jail",
+    pool: 2,
+    maxSandboxes: 40,
+    extraArgs: DEV_ARGS,
+  });
   const cells: Cell[] = [];
   const noisy: NoisyPhase[] = [];
   try {
@@ -281,13 +250,12 @@ async function runMode(mode: ModeName, progress: Progress): Promise<ModeRun> {
       const spinning = kind
         ? new SpinningTenant(dev.noisy, noisyFunction(kind, SPIN_MS).name)
         : undefined;
-      const escaped: EscapedCounts | undefined =
-        kind === "bash-escape" ? { seen: [], inSandboxGroup: [] } : undefined;
       if (spinning) await spinning.start(SPINNERS);
+      const watch = kind === "bash-escape" ? new EscapeWatch() : undefined;
       try {
         for (const handler of VICTIM_HANDLER_NAMES) {
-          progress.step(`${MODE_LABELS[mode]}: ${PHASE_LABELS[phase]}, victim ${handler}`);
-          const cell = await measureCell(dev, mode, phase, handler, escaped);
+          progress.step(`${MODE_LABELS[mode]}: ${phaseLabel(phase, SPINNERS)}, victim ${handler}`);
+          const cell = await measureCell(dev, mode, phase, handler);
           if (phase === "alone") baseline.set(handler, cell.p99Ms);
           const p99Ratio = cell.p99Ms / (baseline.get(handler) ?? Number.NaN);
           cells.push({ ...cell, p99Ratio });
@@ -299,6 +267,7 @@ async function runMode(mode: ModeName, progress: Progress): Promise<ModeRun> {
           progress.done();
         }
       } finally {
+        await watch?.stop();
         await spinning?.stop();
       }
       if (spinning && kind) {
@@ -312,15 +281,15 @@ async function runMode(mode: ModeName, progress: Progress): Promise<ModeRun> {
           errors: spinning.errors,
           ...(spinning.firstError === undefined ? {} : { firstError: spinning.firstError }),
           cpuShare: spinning.cpuShare,
-          escapedSeen: escaped?.seen ?? [],
-          escapedInSandboxGroup: escaped?.inSandboxGroup ?? [],
+          escapedSeen: watch?.counts.seen ?? [],
+          escapedInSandboxGroup: watch?.counts.inSandboxGroup ?? [],
           leftAfter: left,
         });
         progress.note(
           `noisy ${kind}: ${spinning.invocations} invocations, ${spinning.errors} errors, ` +
             `${fmt(spinning.cpuShare)} of a core per spinner` +
-            (escaped
-              ? `; escaped spinners seen ${escaped.seen.join(", ")}, in a sandbox's group ${escaped.inSandboxGroup.join(", ")}, left after ${left}`
+            (watch
+              ? `; escaped spinners seen each second ${watch.counts.seen.join(" ")}, in a sandbox's group ${watch.counts.inSandboxGroup.join(" ")}, left after ${left}`
               : "") +
             (spinning.firstError ? `; first error: ${spinning.firstError}` : ""),
         );
@@ -330,177 +299,6 @@ async function runMode(mode: ModeName, progress: Progress): Promise<ModeRun> {
     await dev.stop();
   }
   return { mode, isolation: dev.isolation, cells, noisy };
-}
-
-function describeIsolation(isolation: IsolationReport): string {
-  return (
-    isolation.level +
-    (isolation.cgroupVersion === undefined ? "" : `, cgroup v${isolation.cgroupVersion}`) +
-    (isolation.reason === undefined ? "" : ` (${isolation.reason})`)
-  );
-}
-
-function commitLine(): string {
-  try {
-    const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" });
-    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], {
-      encoding: "utf8",
-    });
-    return `${commit.trim()}${dirty.trim() === "" ? "" : " with uncommitted changes in the tree"}`;
-  } catch {
-    return "unknown";
-  }
-}
-
-function sysctl(path: string): string {
-  try {
-    return readFileSync(path, "utf8").trim();
-  } catch {
-    return "?";
-  }
-}
-
-function report(runs: ModeRun[], date: string, loadAtStart: string, loadAtEnd: string): string {
-  const find = (mode: ModeName, phase: PhaseName, handler: VictimHandler) =>
-    runs
-      .flatMap((run) => run.cells)
-      .find((cell) => cell.mode === mode && cell.phase === phase && cell.handler === handler);
-  const lines = [
-    `Machine: ${machineLine()}; sched_autogroup_enabled ${sysctl("/proc/sys/kernel/sched_autogroup_enabled")}.`,
-    "",
-    `Date: ${date}; Gust at ${commitLine()}; load average (1/5/15 min) ${loadAtStart} at the start, ${loadAtEnd} at the end.`,
-    "",
-    `Isolation as the worker logged it: ${runs.map((run) => `${MODE_LABELS[run.mode]}: ${describeIsolation(run.isolation)}`).join("; ")}.`,
-    "",
-    `The victim: ${CLIENTS} closed-loop clients (autocannon), ${fmtInt(CELL_MS / 1000)} s per cell after ${fmtInt(WARMUP_MS)} ms of warm-up. ` +
-      `The noisy tenant: ${SPINNERS} handlers spinning ${fmtInt(SPIN_MS)} ms each, re-invoked as soon as they return.`,
-    "",
-  ];
-  const summaryRows: string[][] = [];
-  for (const handler of VICTIM_HANDLER_NAMES) {
-    for (const kind of KINDS) {
-      const row = [handler, NOISY_DESCRIPTIONS[kind]];
-      for (const mode of MODES) {
-        const alone = find(mode, "alone", handler);
-        const noisy = find(mode, kind, handler);
-        row.push(
-          alone && noisy
-            ? `${fmt(alone.p99Ms)} → ${fmt(noisy.p99Ms)} (**${fmtSig(noisy.p99Ratio)} ×**)`
-            : "–",
-        );
-      }
-      summaryRows.push(row);
-    }
-    const row = [handler, "none (alone again)"];
-    for (const mode of MODES) {
-      const after = find(mode, "after", handler);
-      row.push(after ? `${fmt(after.p99Ms)} (${fmtSig(after.p99Ratio)} ×)` : "–");
-    }
-    summaryRows.push(row);
-  }
-  lines.push(
-    "Victim p99 alone → with the noisy tenant, ms (× alone):",
-    "",
-    markdownTable(
-      ["victim", "noisy tenant", ...MODES.map((mode) => MODE_LABELS[mode])],
-      summaryRows,
-    ),
-    "",
-  );
-  const cellRows = runs.flatMap((run) =>
-    run.cells.map((cell) => [
-      MODE_LABELS[cell.mode],
-      cell.handler,
-      PHASE_LABELS[cell.phase],
-      fmtInt(cell.throughput),
-      fmt(cell.p50Ms),
-      fmt(cell.p90Ms),
-      fmt(cell.p99Ms),
-      fmt(cell.maxMs),
-      fmtSig(cell.p99Ratio),
-      String(cell.errors),
-      fmt(cell.cpu.machineCores, 2),
-      fmt(cell.cpu.otherCores, 2),
-    ]),
-  );
-  lines.push(
-    markdownTable(
-      [
-        "isolation",
-        "victim",
-        "phase",
-        "req/s",
-        "p50 ms",
-        "p90 ms",
-        "p99 ms",
-        "max ms",
-        "p99 × alone",
-        "errors",
-        "cores busy",
-        "other work",
-      ],
-      cellRows,
-      [
-        "left",
-        "left",
-        "left",
-        "right",
-        "right",
-        "right",
-        "right",
-        "right",
-        "right",
-        "right",
-        "right",
-        "right",
-      ],
-    ),
-    "",
-    `"cores busy": the whole machine's CPU during the cell (of ${runs[0]?.cells[0]?.cpu.cores ?? "?"}); ` +
-      `"other work": processes that are not this benchmark's (a lower bound, see bench/src/cpu-census.ts).`,
-    "",
-  );
-  const noisyRows = runs.flatMap((run) =>
-    run.noisy.map((phase) => [
-      MODE_LABELS[phase.mode],
-      phase.kind,
-      String(phase.invocations),
-      String(phase.errors),
-      fmt(phase.cpuShare),
-      phase.kind === "bash-escape" ? phase.escapedSeen.join(", ") : "",
-      phase.kind === "bash-escape" ? phase.escapedInSandboxGroup.join(", ") : "",
-      phase.kind === "bash-escape" ? String(phase.leftAfter) : "",
-    ]),
-  );
-  lines.push(
-    "The noisy tenant:",
-    "",
-    markdownTable(
-      [
-        "isolation",
-        "spinner",
-        "invocations",
-        "errors",
-        "core per spinner",
-        "escaped spinners seen",
-        "in a sandbox's group",
-        "left after",
-      ],
-      noisyRows,
-      ["left", "left", "right", "right", "right", "right", "right", "right"],
-    ),
-    "",
-    `"core per spinner": each spinning handler's CPU time over its wall time (the bash handler's own shell, not its escaped spinner); ` +
-      `escaped spinners counted in /proc halfway through each of the phase's cells.`,
-  );
-  for (const run of runs) {
-    for (const phase of run.noisy) {
-      if (phase.firstError) {
-        lines.push("", `First noisy error (${run.mode}, ${phase.kind}): ${phase.firstError}`);
-      }
-    }
-  }
-  return lines.join("\n");
 }
 
 async function main(): Promise<void> {
@@ -513,7 +311,17 @@ async function main(): Promise<void> {
   for (const mode of MODES) runs.push(await runMode(mode, progress));
   progress.finish();
   const loadAtEnd = loadLine();
-  const text = report(runs, date, loadAtStart, loadAtEnd);
+  const settings: NoisySettings = {
+    modes: MODES,
+    kinds: KINDS,
+    clients: CLIENTS,
+    spinners: SPINNERS,
+    spinMs: SPIN_MS,
+    cellMs: CELL_MS,
+    warmupMs: WARMUP_MS,
+    devArgs: DEV_ARGS,
+  };
+  const text = noisyReport({ date, loadAtStart, loadAtEnd, settings, runs });
   const outDir = fileURLToPath(new URL("../out/", import.meta.url));
   const stamp = date.replace(/[:.]/g, "-");
   await mkdir(outDir, { recursive: true });
@@ -526,15 +334,7 @@ async function main(): Promise<void> {
         machine: machineLine(),
         commit: commitLine(),
         loadAverage: { start: loadAtStart, end: loadAtEnd },
-        settings: {
-          clients: CLIENTS,
-          spinners: SPINNERS,
-          spinMs: SPIN_MS,
-          cellMs: CELL_MS,
-          warmupMs: WARMUP_MS,
-          modes: MODES,
-          kinds: KINDS,
-        },
+        settings,
         runs,
       },
       null,

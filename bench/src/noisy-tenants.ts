@@ -222,6 +222,7 @@ export async function startTwoTenantDev(options: {
   jail: boolean;
   pool: number;
   maxSandboxes: number;
+  extraArgs?: string[];
 }): Promise<TwoTenantDev> {
   const dir = await mkdtemp(join(tmpdir(), "gust-bench-noisy-"));
   const victim = credential();
@@ -249,6 +250,7 @@ export async function startTwoTenantDev(options: {
       "--max-sandboxes",
       String(options.maxSandboxes),
       ...(options.jail ? [] : ["--no-jail"]),
+      ...(options.extraArgs ?? []),
     ],
     { GUST_LOG_LEVEL: "info" },
   );
