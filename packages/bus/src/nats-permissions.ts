@@ -31,7 +31,9 @@
  *                           first; a worker or frontend that finds one missing
  *                           says so (nats-errors.ts) and is restarted
  *   admin        everything (">"): tests, benchmarks and operators' tools.
- *                No Gust service connects as admin.
+ *                No Gust service connects as admin, nor does the gust CLI:
+ *                its admin commands (runtime, rollout, fleet) go through a
+ *                frontend's HTTP admin API, never NATS.
  *
  * Each role has its own inbox prefix (`_INBOX_<role>`) and may subscribe to
  * no inbox but its own, so no role can read another's replies (a frontend's

@@ -3,7 +3,8 @@
  *
  * Where the server comes from, in order:
  * 1. NATS_URL set: that server, shared and owned by someone else, so stop()
- *    leaves it alone and restart() refuses.
+ *    leaves it alone and restart() refuses. Not for `auth` or `tls`, whose
+ *    users and certificates must be the server's own config.
  * 2. A `nats-server` binary (PATH, then the sbin directories Debian installs
  *    it to): spawned with a generated config in a temp dir, `port: -1` unless
  *    a port is given, a ports file to learn the real port, JetStream storing
