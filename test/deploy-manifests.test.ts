@@ -14,6 +14,8 @@
  *   refused without one);
  * - that every Gust service connects to NATS with its own role's nkey seed,
  *   from a secret no other user can read;
+ * - that the tenant key reaches the coordinator and the frontends, and no
+ *   worker, and the tenants file only the coordinator, as private files;
  * - the example tenants file: Gust's own parser.
  *
  * A validator that is not installed skips its check with the install command;
@@ -201,15 +203,45 @@ describe("deploy/docker-compose.yml", () => {
       expect((service["environment"] as Record<string, string>)["NATS_NKEY"]).toBe(
         "/run/secrets/nats.nk",
       );
-      expect(service["secrets"]).toEqual([{ source: `nats-${name}`, target: "nats.nk" }]);
+      const mounted = service["secrets"] as Array<{ source: string; target: string }>;
+      expect(mounted).toContainEqual({ source: `nats-${name}`, target: "nats.nk" });
+      expect(mounted.filter(({ source }) => source.startsWith("nats-"))).toHaveLength(1);
       expect(secrets[`nats-${name}`]).toEqual({ file: `./secrets/${name}.nk` });
     }
     expect(Object.keys(secrets).sort()).toEqual(
-      ["nats-coordinator", "nats-frontend", "nats-worker"].sort(),
+      ["nats-coordinator", "nats-frontend", "nats-worker", "tenant-key", "tenants"].sort(),
     );
     expect(services["nats"]!["volumes"]).toContain("./secrets/auth.conf:/etc/nats/auth.conf:ro");
     // The seeds never enter the repository.
     expect(await readFile(join(DEPLOY, ".gitignore"), "utf8")).toMatch(/^secrets\/$/m);
+  });
+
+  it("gives the tenant key to the coordinator and frontends only, and the tenants file to the coordinator", async () => {
+    const compose = await loadCompose();
+    const services = compose["services"] as Record<string, Json>;
+    const secrets = compose["secrets"] as Record<string, { file: string }>;
+    expect(secrets["tenant-key"]).toEqual({ file: "./secrets/tenant.key" });
+    // The repository's example is world-readable: the default is a private copy in secrets/.
+    expect(secrets["tenants"]!.file).toMatch(/\.\/secrets\/tenants\.json/);
+    const sources = (name: string) =>
+      (services[name]!["secrets"] as Array<{ source: string; target: string }>).map(
+        ({ source }) => source,
+      );
+    for (const name of ["coordinator", "frontend"]) {
+      expect(sources(name)).toContain("tenant-key");
+      expect(
+        (services[name]!["environment"] as Record<string, string>)["GUST_TENANT_KEY_FILE"],
+      ).toBe("/run/secrets/tenant.key");
+      // As the secrets' owner, uid 1000 (the image's "node"): gust refuses others' files.
+      expect(services[name]!["user"]).toBe("node");
+    }
+    expect(sources("worker")).not.toContain("tenant-key");
+    expect(JSON.stringify(services["worker"])).not.toContain("GUST_TENANT_KEY_FILE");
+    expect(sources("frontend")).not.toContain("tenants");
+    expect(services["coordinator"]!["secrets"]).toContainEqual({
+      source: "tenants",
+      target: "/etc/gust/tenants.json",
+    });
   });
 
   it("health-checks every frontend from HAProxy, as `haproxy -c` reads it", async (context) => {
@@ -425,6 +457,34 @@ describe("deploy/k8s", () => {
       securityContext?: { fsGroup?: number };
     };
     expect(frontend.securityContext?.fsGroup).toBe(1000);
+  });
+
+  it("mounts the tenant key Secret into the coordinator and frontends only, readable by no other user", async () => {
+    const objects = await allObjects();
+    for (const role of ["frontend", "coordinator"]) {
+      const template = podTemplate(named(objects, "Deployment", `gust-${role}`));
+      const container = template.spec.containers[0]! as Container & {
+        volumeMounts?: Array<{ name: string; mountPath: string }>;
+      };
+      const path = container.env?.find(({ name }) => name === "GUST_TENANT_KEY_FILE")?.value;
+      expect(path).toBe("/etc/gust-tenant-key/tenant.key");
+      const mount = container.volumeMounts?.find((m) => path!.startsWith(`${m.mountPath}/`));
+      const volume = (
+        template.spec.volumes as Array<{
+          name: string;
+          secret?: { secretName: string; defaultMode?: number; items?: Array<{ path: string }> };
+        }>
+      ).find((v) => v.name === mount?.name);
+      expect(volume?.secret?.secretName).toBe("gust-tenant-key");
+      expect(volume?.secret?.items).toEqual([{ key: "tenant.key", path: "tenant.key" }]);
+      // Root's files, read through the pod's fsGroup: nothing for other users, no group write.
+      expect((volume?.secret?.defaultMode ?? 0o644) & 0o027).toBe(0);
+      const pod = template.spec as PodSpec & { securityContext?: { fsGroup?: number } };
+      expect(pod.securityContext?.fsGroup).toBe(1000);
+    }
+    const worker = JSON.stringify(podTemplate(named(objects, "Deployment", "gust-worker")));
+    expect(worker).not.toContain("gust-tenant-key");
+    expect(worker).not.toContain("GUST_TENANT_KEY_FILE");
   });
 
   it("applies every manifest through kustomization.yaml", async () => {
