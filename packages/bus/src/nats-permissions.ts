@@ -26,7 +26,8 @@
  *                           Event stream
  *   coordinator  publishes  rollout.verdict
  *                subscribes rollout.outcomes
- *                JetStream  every bucket and store: create, read, write. Only
+ *                JetStream  every bucket and store: create, read; every KV
+ *                           bucket: write (code comes from frontends). Only
  *                           the coordinator creates buckets, so it starts
  *                           first; a worker or frontend that finds one missing
  *                           says so (nats-errors.ts) and is restarted
@@ -53,6 +54,14 @@
  * or STREAM.MSG.GET; watches and key listings are ordered push consumers
  * (CONSUMER.CREATE, delivered to the role's inbox, with flow control on
  * $JS.FC); writes are acknowledged publishes on the stream's subjects.
+ * Reads are granted in each form nats.js may use for them (direct get by
+ * subject or with a body, STREAM.MSG.GET, named or unnamed consumers): they
+ * give the same data, and which one nats.js picks depends on the server's
+ * version and the bucket's config. Every write and create a role holds is
+ * one it uses: the fleet tests, on a server tracing its clients' traffic,
+ * used all of them but two rare paths, a frontend's loan of slots to
+ * another (gossip.loan) and the purge when two frontends store one zip at
+ * once.
  */
 import { Buckets, Streams, Subjects } from "@gust/protocol";
 import { DEFAULT_EVENT_CONSUMER } from "./nats-queue.js";
@@ -111,20 +120,27 @@ interface Access {
   subscribe: string[];
 }
 
-function kv(bucket: string, mode: "read" | "write" | "create"): Access {
+/** Beyond reading: writing entries, and creating the bucket when it is missing. */
+interface BucketAccess {
+  write?: boolean;
+  create?: boolean;
+}
+
+function kv(bucket: string, access: BucketAccess = {}): Access {
   const stream = kvStream(bucket);
   const publish = streamRead(stream);
-  if (mode !== "read") publish.push(`$KV.${bucket}.>`);
-  if (mode === "create") publish.push(`${API}.STREAM.CREATE.${stream}`);
+  if (access.write === true) publish.push(`$KV.${bucket}.>`);
+  if (access.create === true) publish.push(`${API}.STREAM.CREATE.${stream}`);
   return { publish, subscribe: [] };
 }
 
-function objects(store: string, mode: "read" | "write" | "create"): Access {
+function objects(store: string, access: BucketAccess = {}): Access {
   const stream = objectStream(store);
   const publish = streamRead(stream);
-  // A put replaces an object's chunks: its old ones are purged by subject.
-  if (mode !== "read") publish.push(`$O.${store}.>`, `${API}.STREAM.PURGE.${stream}`);
-  if (mode === "create") publish.push(`${API}.STREAM.CREATE.${stream}`);
+  // A put over an existing object (two frontends storing the same zip at
+  // once) purges the old chunks by subject.
+  if (access.write === true) publish.push(`$O.${store}.>`, `${API}.STREAM.PURGE.${stream}`);
+  if (access.create === true) publish.push(`${API}.STREAM.CREATE.${stream}`);
   return { publish, subscribe: [] };
 }
 
@@ -188,11 +204,11 @@ export const BUS_PERMISSIONS: Readonly<Record<BusRole, BusPermissions>> = {
         any(Subjects.gossipProbe),
       ],
     },
-    kv(Buckets.functions, "write"),
-    objects(Buckets.code, "write"),
-    kv(Buckets.runtimeVersions, "write"),
-    kv(Buckets.rollouts, "write"),
-    kv(Buckets.tenants, "read"),
+    kv(Buckets.functions, { write: true }),
+    objects(Buckets.code, { write: true }),
+    kv(Buckets.runtimeVersions, { write: true }),
+    kv(Buckets.rollouts, { write: true }),
+    kv(Buckets.tenants),
     eventQueue(),
   ),
   worker: role(
@@ -202,9 +218,9 @@ export const BUS_PERMISSIONS: Readonly<Record<BusRole, BusPermissions>> = {
       publish: [Subjects.workerHeartbeat, Subjects.workerGone, ...JETSTREAM_INFO],
       subscribe: [any(Subjects.invoke), Subjects.workerDiscover, any(Subjects.workerCensus)],
     },
-    kv(Buckets.functions, "read"),
-    objects(Buckets.code, "read"),
-    kv(Buckets.runtimeVersions, "read"),
+    kv(Buckets.functions),
+    objects(Buckets.code),
+    kv(Buckets.runtimeVersions),
   ),
   coordinator: role(
     "coordinator",
@@ -213,11 +229,12 @@ export const BUS_PERMISSIONS: Readonly<Record<BusRole, BusPermissions>> = {
       publish: [Subjects.rolloutVerdict, ...JETSTREAM_INFO],
       subscribe: [Subjects.rolloutOutcomes],
     },
-    kv(Buckets.tenants, "create"),
-    kv(Buckets.functions, "create"),
-    objects(Buckets.code, "create"),
-    kv(Buckets.runtimeVersions, "create"),
-    kv(Buckets.rollouts, "create"),
+    kv(Buckets.tenants, { write: true, create: true }),
+    kv(Buckets.functions, { write: true, create: true }),
+    // Code is stored by frontends (the control API); the coordinator only reads it.
+    objects(Buckets.code, { create: true }),
+    kv(Buckets.runtimeVersions, { write: true, create: true }),
+    kv(Buckets.rollouts, { write: true, create: true }),
   ),
   admin: {
     inboxPrefix: inboxPrefixFor("admin"),
