@@ -269,6 +269,10 @@ describe("code at Lambda's size limits, through a frontend process", () => {
     "keeps ten concurrent 45 MB uploads under baseline + N × the largest request",
     async () => {
       const pid = frontend.child.pid!;
+      // At rest, having served the uploads above: what they held has come back
+      // (less than one upload's worth of allocator slack stays).
+      const atRest = (await memoryOf(pid)).rss;
+      expect(atRest - baseline).toBeLessThan(MAX_CODE_REQUEST_BYTES);
       // Peak memory counts from here (Linux: 5 resets VmHWM to the current RSS).
       await writeFile(`/proc/${pid}/clear_refs`, "5");
       // One zip for all ten: the object store keeps it once, so the test times the
@@ -287,12 +291,15 @@ describe("code at Lambda's size limits, through a frontend process", () => {
       );
       expect(answers.map((answer) => answer.status)).toEqual(Array(10).fill(201));
       const after = await memoryOf(pid);
-      const bound = baseline + DEFAULT_CODE_UPLOADS_IN_FLIGHT * MAX_CODE_REQUEST_BYTES;
+      // The kernel may drop and refault node's own file pages: either reading is the baseline.
+      const rest = Math.max(baseline, atRest);
+      const bound = rest + DEFAULT_CODE_UPLOADS_IN_FLIGHT * MAX_CODE_REQUEST_BYTES;
       console.info(
-        `frontend memory: baseline ${mb(baseline)}, after ${mb(after.rss)}, peak ${mb(after.peak)}, bound ${mb(bound)}`,
+        `frontend memory: first ${mb(baseline)}, at rest ${mb(atRest)}, peak ${mb(after.peak)}, after ${mb(after.rss)}, bound ${mb(bound)}`,
       );
       expect(after.peak).toBeLessThanOrEqual(bound);
-      expect(after.rss).toBeLessThanOrEqual(bound);
+      // And given back: each zip is released before its answer is sent.
+      expect(after.rss - rest).toBeLessThan(MAX_CODE_REQUEST_BYTES);
     },
     LARGE_TEST_TIMEOUT_MS,
   );

@@ -100,25 +100,32 @@ export async function uploadCode(
     }),
   );
   return new Promise((resolve, reject) => {
+    // A server may answer before the body is sent (413 by Content-Length) and
+    // close the connection soon after: stop sending then, and take the answer.
+    let answered = false;
     const request = http.request(
       { host: target.hostname, port: target.port, method, path, headers: signed.headers },
       (response) => {
+        answered = true;
         const chunks: Buffer[] = [];
         response.on("data", (chunk: Buffer) => chunks.push(chunk));
-        response.on("end", () =>
+        response.on("end", () => {
           resolve({
             status: response.statusCode ?? 0,
             errorType: response.headers["x-amzn-errortype"]?.toString().split(":")[0],
             body: Buffer.concat(chunks).toString("utf8"),
-          }),
-        );
+          });
+          if (!request.writableFinished) request.destroy();
+        });
         response.on("error", reject);
       },
     );
-    request.on("error", reject);
+    request.on("error", (error) => {
+      if (!answered) reject(error);
+    });
     const source = pieces(body);
     const send = () => {
-      for (;;) {
+      while (!answered) {
         const next = source.next();
         if (next.done === true) {
           request.end();
