@@ -18,7 +18,7 @@ import { startTelemetry, type Telemetry } from "@gust/telemetry";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MODES, startGust, type TestGust } from "./support/gust.js";
 import { decodePayload, lambdaFor } from "./support/lambda.js";
-import { startNotifyServer, type NotifyServer } from "./support/notify.js";
+import { startNotifyServer, type NotifyServer, CALLS_BACK_TO_THE_HOST } from "./support/notify.js";
 import {
   OtlpKinds,
   startOtlpReceiver,
@@ -78,7 +78,8 @@ describe("tracing", () => {
     let notify: NotifyServer;
 
     beforeAll(async () => {
-      gust = await startGust(mode, { tenants: [acme] });
+      // Handlers report Event runs to a server on the host's loopback, which a jail refuses.
+      gust = await startGust(mode, { tenants: [acme], worker: CALLS_BACK_TO_THE_HOST });
       lambda = lambdaFor(gust.url, acme);
       notify = await startNotifyServer();
       const zip = await traceHandlerZip();

@@ -1,6 +1,17 @@
 /** A loopback HTTP server that handlers call, so tests see Event invocations run. */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { WorkerOptions } from "@gust/worker";
+
+/**
+ * Worker options for tests whose handlers call a NotifyServer: a jailed
+ * sandbox reaches nothing on the host's loopback (that is what the jail is
+ * for, and test/hostile-tenant.test.ts shows it), so these run their
+ * sandboxes unjailed, with every tenant trusted.
+ */
+export const CALLS_BACK_TO_THE_HOST: WorkerOptions = { jail: false, trustTenants: true };
+/** The same for a local fleet's workers. */
+export const CALLS_BACK_TO_THE_HOST_FLEET = { jail: false, trustTenants: true } as const;
 
 export interface NotifyServer {
   url: string;

@@ -73,6 +73,13 @@ export interface LocalFleetOptions {
   maxSandboxes?: number;
   /** Pre-initialized sandboxes per worker. @default the worker's default */
   pool?: number;
+  /**
+   * Every tenant is trusted (`gust worker --trust-tenants`): workers start
+   * where they cannot jail sandboxes. @default false
+   */
+  trustTenants?: boolean;
+  /** Jail sandboxes (`false`: `gust worker --no-jail`, which needs trustTenants). @default true */
+  jail?: boolean;
   /** More environment for every gust process, e.g. GUST_LOG_LEVEL or OTEL_EXPORTER_OTLP_ENDPOINT. */
   env?: Record<string, string>;
   /** How often HAProxy checks each frontend's /readyz. @default DEFAULT_HEALTH_CHECK_INTERVAL_MS */
@@ -103,6 +110,8 @@ export interface ResolvedLocalFleetOptions {
   tenantsFile: string | undefined;
   maxSandboxes: number | undefined;
   pool: number | undefined;
+  trustTenants: boolean;
+  jail: boolean;
   env: Record<string, string>;
   healthCheckIntervalMs: number;
   /** A draining frontend's delay: derived from healthCheckIntervalMs (drainDelayFor). */
@@ -209,6 +218,8 @@ export function resolveLocalFleetOptions(
     tenantsFile: options.tenantsFile,
     maxSandboxes: options.maxSandboxes,
     pool: options.pool,
+    trustTenants: options.trustTenants ?? false,
+    jail: options.jail ?? true,
     env: options.env ?? {},
     healthCheckIntervalMs: interval,
     drainDelayMs: drainDelayFor(interval),
@@ -448,6 +459,8 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
       if (resolved.maxSandboxes !== undefined)
         args.push("--max-sandboxes", String(resolved.maxSandboxes));
       if (resolved.pool !== undefined) args.push("--pool", String(resolved.pool));
+      if (resolved.trustTenants) args.push("--trust-tenants");
+      if (!resolved.jail) args.push("--no-jail");
       return { id, process: spawnMember("worker", id, args) };
     };
     for (let n = 1; n <= resolved.workers; n++) workers.push(spawnWorker(`w${n}`));

@@ -53,6 +53,9 @@ const USAGE = `Usage: gust <command> [options]
                  --gossip-interval MS (demand reports to the other frontends; default 100)
   worker       run sandboxes in a fleet            --nats URL --id ID --max-sandboxes N --pool N
                  --dispatch-slots N (as for dev)
+                 sandboxes are jailed (root, bubblewrap, socat); a worker that cannot
+                 jail them refuses to start unless --trust-tenants says every tenant
+                 is trusted; --no-jail turns jails off (and so needs --trust-tenants)
   coordinator  load tenants into a fleet           --nats URL --tenants FILE
                  the tenants file must be private (chmod 600 FILE) or it is refused;
                  --allow-readable-tenants-file loads it anyway, with a warning
@@ -72,7 +75,7 @@ const USAGE = `Usage: gust <command> [options]
                  --nats URL --nats-seeds DIR (gust nats-config's; default: its own
                  nats-server with a fresh nkey per role)
                  --tenants FILE (default: a new tenant, credentials printed)
-                 --max-sandboxes N  --pool N (per worker)
+                 --max-sandboxes N  --pool N  --trust-tenants  --no-jail (per worker)
   deploy DIR   zip DIR and create or update a function
                  --name NAME --runtime nodejs20.x --handler index.handler --timeout S
                  --memory MB --env KEY=VALUE (repeatable) --endpoint URL
@@ -111,6 +114,8 @@ const OPTIONS = {
   id: { type: "string" },
   "max-sandboxes": { type: "string" },
   "dispatch-slots": { type: "string" },
+  "trust-tenants": { type: "boolean" },
+  "no-jail": { type: "boolean" },
   "health-port": { type: "string" },
   frontends: { type: "string" },
   workers: { type: "string" },
@@ -310,7 +315,8 @@ async function main(argv: string[]): Promise<void> {
     case "dev": {
       const credential = await devCredentials();
       const server = await startDev({
-        worker: sandboxOptions(values),
+        // gust dev serves its own user: every tenant is trusted, jailed or not.
+        worker: { trustTenants: true, ...sandboxOptions(values) },
         host: values.host ?? "127.0.0.1",
         port: integer(values.port, "port") ?? DEFAULT_DEV_PORT,
         ...(values.tenants === undefined
@@ -404,6 +410,8 @@ async function main(argv: string[]): Promise<void> {
           : { tenantsFile: resolve(process.env["INIT_CWD"] ?? process.cwd(), values.tenants) }),
         ...(maxSandboxes === undefined ? {} : { maxSandboxes }),
         ...(pool === undefined ? {} : { pool }),
+        ...(values["trust-tenants"] === true ? { trustTenants: true } : {}),
+        ...(values["no-jail"] === true ? { jail: false } : {}),
       });
     }
     case "deploy": {

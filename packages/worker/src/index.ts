@@ -17,7 +17,11 @@ export {
   DEFAULT_SANDBOX_UID_BASE,
   DEFAULT_REGION,
   DEFAULT_INIT_TIMEOUT_MS,
+  DEFAULT_EPHEMERAL_STORAGE_MB,
 } from "./options.js";
+export { detectJail, JAIL_OPEN_FILES, JAIL_RUNTIME_API } from "./jail.js";
+export { decideIsolation, IsolationLevels } from "./isolation.js";
+export { detectCgroups } from "./cgroup/index.js";
 export { CodeUnavailableError, codeSha256Of } from "./code-cache.js";
 export { ProcessSandboxFactory } from "./process-sandbox-factory.js";
 export { defaultNodeRuntimeFiles, nodeRuntimeFilesFor } from "./runtime-files.js";
@@ -39,3 +43,6 @@ export type {
 export type { PoolStats, RuntimeVersionPoolStats } from "./sandbox-pool.js";
 export type { ProcessSandboxFactoryOptions } from "./process-sandbox-factory.js";
 export type { NodeRuntimeFiles } from "./runtime-files.js";
+export type { JailSupport } from "./jail.js";
+export type { Isolation, IsolationLevel } from "./isolation.js";
+export type { CgroupSupport } from "./cgroup/index.js";

@@ -2,8 +2,10 @@
  * How strongly this worker can keep sandboxes apart, decided once at start.
  *
  * - `jail`: every sandbox in its own namespaces under a uid of its own
- *   (jail.ts); tenants may be strangers.
- * - `uid`: root, but no jail (bubblewrap or socat missing, or disabled):
+ *   (jail.ts) and in a control group of its own (cgroup/); tenants may be
+ *   strangers.
+ * - `uid`: root, but no jail (bubblewrap, socat or writable control groups
+ *   missing, or jails disabled):
  *   sandboxes have their own uids and Node's permission model, but share the
  *   host's /tmp, network and process table.
  * - `none`: not root; every sandbox runs as the worker's own user.
@@ -14,6 +16,8 @@
  */
 import { ConfigError } from "@gust/protocol";
 import type { Logger } from "@gust/telemetry";
+import { detectCgroups } from "./cgroup/index.js";
+import type { CgroupSupport } from "./cgroup/index.js";
 import { detectJail } from "./jail.js";
 import type { JailTools } from "./jail.js";
 import { runningAsRoot } from "./sandbox-isolation.js";
@@ -25,6 +29,8 @@ export interface Isolation {
   level: IsolationLevel;
   /** Present at level `jail`. */
   jailTools?: JailTools;
+  /** Present at level `jail`: where sandboxes' control groups go. */
+  cgroups?: CgroupSupport & { available: true };
   /** Why the level is not `jail`. */
   shortfall?: string;
 }
@@ -40,17 +46,24 @@ export async function decideIsolation(
       shortfall: "sandbox jails are turned off",
     };
   } else {
-    const support = await detectJail();
-    isolation = support.available
-      ? { level: IsolationLevels.jail, jailTools: support.tools }
-      : {
-          level: runningAsRoot() ? IsolationLevels.uid : IsolationLevels.none,
-          shortfall: support.reason,
-        };
+    const [support, cgroups] = await Promise.all([detectJail(), detectCgroups()]);
+    if (support.available && cgroups.available) {
+      isolation = { level: IsolationLevels.jail, jailTools: support.tools, cgroups };
+    } else {
+      const reasons = [
+        support.available ? undefined : support.reason,
+        cgroups.available ? undefined : `control groups: ${cgroups.reason}`,
+      ].filter((reason) => reason !== undefined);
+      isolation = {
+        level: runningAsRoot() ? IsolationLevels.uid : IsolationLevels.none,
+        shortfall: reasons.join("; "),
+      };
+    }
   }
   if (isolation.level === IsolationLevels.jail) {
-    logger.info("sandboxes are jailed: namespaces, a uid each, private /tmp", {
+    logger.info("sandboxes are jailed: namespaces, a uid and a control group each, private /tmp", {
       isolation: isolation.level,
+      cgroupVersion: isolation.cgroups?.version,
     });
     return isolation;
   }

@@ -232,6 +232,13 @@ export interface JailSpec {
   prelude?: string;
   /** Host files the runtime executes that live outside the system directories (e.g. node). */
   extraReadOnly?: readonly string[];
+  /**
+   * Start the runtime only once the forwarder listens on 127.0.0.1:9001. A
+   * runtime that reaches its API through the socket (Gust's Node.js runtime)
+   * need not wait; a custom runtime's first `curl` must not be refused.
+   * @default true
+   */
+  awaitForwarder?: boolean;
 }
 
 /** How the worker spawns a jailed runtime: a fixed command and a root-safe environment. */
@@ -323,9 +330,13 @@ export async function jailLaunch(tools: JailTools, spec: JailSpec): Promise<Jail
   // The sandbox user's init: the forwarder, a short wait for its port, then the runtime.
   const init = [
     `${tools.socat} TCP-LISTEN:${JAIL_RUNTIME_API_PORT},bind=${JAIL_RUNTIME_API_HOST},reuseaddr,fork UNIX-CONNECT:${JailPaths.runtimeApiSocket} </dev/null >/dev/null 2>&1 &`,
-    `i=0; while [ $i -lt ${FORWARDER_WAIT_STEPS} ] && ! grep -q '${FORWARDER_LISTEN_ENTRY}' /proc/net/tcp; do i=$((i+1)); sleep 0.005; done`,
+    spec.awaitForwarder === false
+      ? ""
+      : `i=0; while [ $i -lt ${FORWARDER_WAIT_STEPS} ] && ! grep -q '${FORWARDER_LISTEN_ENTRY}' /proc/net/tcp; do i=$((i+1)); sleep 0.005; done`,
     `exec ${tools.env} -i -S "$(cat ${JailPaths.launchLine})"`,
-  ].join("\n");
+  ]
+    .filter((line) => line !== "")
+    .join("\n");
 
   const launchFile = path.join(spec.runDir, path.basename(JailPaths.launchLine));
   await writeFile(launchFile, launchLine(environmentWords(spec.env, spec.command, spec.args)), {

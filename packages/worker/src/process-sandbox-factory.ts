@@ -17,6 +17,8 @@ import { ProcessSandbox } from "./process-sandbox.js";
 import type { ProcessSandboxSpec } from "./process-sandbox.js";
 import type { Sandbox, SandboxFactory } from "./sandbox.js";
 import type { JailTools } from "./jail.js";
+import { CgroupTree, DEFAULT_CPU_WEIGHT, LAMBDA_PIDS_MAX } from "./cgroup/index.js";
+import type { CgroupSupport } from "./cgroup/index.js";
 import { nodeHeapLimitMb } from "./sandbox-environment.js";
 import { SlotAllocator, killProcessesOfUids } from "./sandbox-isolation.js";
 import { leaseUidBlock, UID_BLOCK_SIZE, type UidLease } from "./uid-lease.js";
@@ -50,8 +52,11 @@ export interface ProcessSandboxFactoryOptions {
    * function's MemorySize once assigned.
    */
   maxSandboxMemoryMb: number;
-  /** Jail every sandbox (needs `isolate`): the tools and the size of its /tmp. */
-  jail?: { tools: JailTools; tmpBytes: number };
+  /**
+   * Jail every sandbox (needs `isolate`): the tools, the size of its /tmp,
+   * and where its control group goes (none: no control groups).
+   */
+  jail?: { tools: JailTools; tmpBytes: number; cgroups?: CgroupSupport };
   logger: Logger;
 }
 
@@ -62,6 +67,8 @@ export class ProcessSandboxFactory implements SandboxFactory {
   /** Bootstrap version → its installation, started on first use. */
   readonly #installed = new Map<string, Promise<InstalledRuntime>>();
   readonly #uids: UidLease | undefined;
+  /** The worker's control groups, one per sandbox under it (jailed sandboxes only). */
+  readonly #cgroups: CgroupTree | undefined;
   readonly #sandboxesDir: string;
   readonly #slots = new SlotAllocator();
   readonly #live = new Set<ProcessSandbox>();
@@ -75,7 +82,9 @@ export class ProcessSandboxFactory implements SandboxFactory {
     options: ProcessSandboxFactoryOptions,
     runtime: InstalledRuntime,
     uids: UidLease | undefined,
+    cgroups: CgroupTree | undefined,
   ) {
+    this.#cgroups = cgroups;
     this.#options = options;
     this.#runtime = runtime;
     this.#installed.set(runtime.version, Promise.resolve(runtime));
@@ -97,12 +106,18 @@ export class ProcessSandboxFactory implements SandboxFactory {
       // Processes left by a worker that died holding this block must not meet new tenants.
       await killProcessesOfUids(uids.base, uids.base + UID_BLOCK_SIZE);
     }
+    let cgroups: CgroupTree | undefined;
+    if (uids && options.jail?.cgroups?.available) {
+      // Named for the uid block, so the next worker of this block removes what a dead one left.
+      cgroups = await CgroupTree.open(`uids-${uids.base}`, options.jail.cgroups);
+      await cgroups.removeStale();
+    }
     await mkdir(path.join(options.baseDir, "sandboxes"), { recursive: true, mode: 0o711 });
     const runtime = await installNodeRuntime(
       options.nodeRuntime,
       nodeRuntimeDir(options.baseDir, options.nodeRuntime.version),
     );
-    return new ProcessSandboxFactory(options, runtime, uids);
+    return new ProcessSandboxFactory(options, runtime, uids, cgroups);
   }
 
   /** The default bootstrap's version. */
@@ -138,6 +153,11 @@ export class ProcessSandboxFactory implements SandboxFactory {
       recursive: true,
       force: true,
     });
+    await this.#cgroups
+      ?.close()
+      .catch((error: unknown) =>
+        this.#options.logger.warn("could not remove the worker's control groups", { error }),
+      );
     await this.#uids?.release();
   }
 
@@ -186,6 +206,14 @@ export class ProcessSandboxFactory implements SandboxFactory {
       if (slot !== undefined && slot >= UID_BLOCK_SIZE) {
         throw new CapacityError(`all ${UID_BLOCK_SIZE} sandbox uids of this worker are in use`);
       }
+      const cgroup =
+        this.#cgroups === undefined
+          ? undefined
+          : await this.#cgroups.create(id, {
+              memoryBytes: spec.memoryLimitMb * 1024 * 1024,
+              pidsMax: LAMBDA_PIDS_MAX,
+              cpuWeight: DEFAULT_CPU_WEIGHT,
+            });
       started = await ProcessSandbox.start({
         ...spec,
         id,
@@ -198,7 +226,15 @@ export class ProcessSandboxFactory implements SandboxFactory {
             : { uid: uidBase + slot, gid: uidBase + slot },
         region: options.region,
         initTimeoutMs: options.initTimeoutMs,
-        ...(options.jail === undefined || slot === undefined ? {} : { jail: options.jail }),
+        ...(options.jail === undefined || slot === undefined
+          ? {}
+          : {
+              jail: {
+                tools: options.jail.tools,
+                tmpBytes: options.jail.tmpBytes,
+                ...(cgroup === undefined ? {} : { cgroup }),
+              },
+            }),
         logger: options.logger,
         onDisposed: () => {
           if (started) this.#live.delete(started);

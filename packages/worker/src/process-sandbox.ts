@@ -53,6 +53,8 @@ import type { SandboxIdentity } from "./sandbox-isolation.js";
 import { SandboxProcess } from "./sandbox-process.js";
 import { JAIL_RUNTIME_API, JailPaths, jailLaunch, writeJailIdentity } from "./jail.js";
 import type { JailTools } from "./jail.js";
+import type { SandboxCgroup } from "./cgroup/index.js";
+import { IdleFreezer, killGroupNow } from "./idle-freeze.js";
 import { Signal, delay } from "./signal.js";
 
 /** How long a dying runtime gets to have its last output read. */
@@ -97,8 +99,12 @@ export interface SandboxJail {
   tmpBytes: number;
   /** The network namespace of the sandbox's slot; undefined: loopback only. */
   netnsPath?: string;
-  /** Root shell lines run before the jail starts (joining control groups). */
-  prelude?: string;
+  /**
+   * The sandbox's control group (cgroup/): the launcher joins it before
+   * anything else, and memory, pids, CPU weight, the freeze between
+   * invocations and the final kill apply to every process the runtime starts.
+   */
+  cgroup?: SandboxCgroup;
 }
 
 export class ProcessSandbox implements Sandbox {
@@ -129,6 +135,8 @@ export class ProcessSandbox implements Sandbox {
   #disposing: Promise<void> | undefined;
   /** The last invocation's log, closing after its caller was answered. */
   #closing: Promise<void> | undefined;
+  /** Freezes the sandbox's control group between invocations. */
+  readonly #freezer: IdleFreezer | undefined;
 
   private constructor(spec: ProcessSandboxSpec) {
     this.id = spec.id;
@@ -151,6 +159,8 @@ export class ProcessSandbox implements Sandbox {
       }),
     );
     this.#target = spec.function?.target;
+    const cgroup = spec.jail?.cgroup;
+    this.#freezer = cgroup ? new IdleFreezer(cgroup, this.#logger) : undefined;
   }
 
   /** Prepare directories and code, start the Runtime API, spawn the runtime. */
@@ -192,6 +202,8 @@ export class ProcessSandbox implements Sandbox {
     this.#target = target;
     await installFunctionCode(this.#paths.taskRoot, zip, this.#spec.identity);
     if (this.#process?.watchdog) this.#process.watchdog.limitMb = target.memoryMb;
+    // The kernel's bound, for the runtime and everything it starts, before the function loads.
+    await this.#spec.jail?.cgroup?.setMemoryLimit(target.memoryMb * 1024 * 1024);
     if (!this.#api) throw new GustError(`sandbox ${this.id} is not running`, "sandbox-exited");
     this.#initStartedAt = performance.now();
     this.#api.assign({
@@ -213,17 +225,22 @@ export class ProcessSandbox implements Sandbox {
       throw new SandboxExitedError(`sandbox ${this.id} exited after its last invocation`);
     }
     this.#currentRequestId = invocation.requestId;
+    await this.#freezer?.wake();
     try {
       return await this.#invoke(api, target, invocation);
     } catch (error) {
       this.#currentRequestId = undefined;
       throw error;
+    } finally {
+      this.#freezer?.idle();
     }
   }
 
   /** SIGKILL the sandbox's process group now, synchronously (for a worker that is exiting). */
   killNow(): void {
     this.#process?.kill();
+    const cgroup = this.#spec.jail?.cgroup;
+    if (cgroup) killGroupNow(cgroup);
   }
 
   dispose(): Promise<void> {
@@ -312,8 +329,10 @@ export class ProcessSandbox implements Sandbox {
         gid: spec.identity.gid,
         tmpBytes: spec.jail.tmpBytes,
         netnsPath: spec.jail.netnsPath,
-        ...(spec.jail.prelude === undefined ? {} : { prelude: spec.jail.prelude }),
+        ...(spec.jail.cgroup === undefined ? {} : { prelude: spec.jail.cgroup.joinScript() }),
         extraReadOnly: custom ? [] : [process.execPath],
+        // Gust's Node.js runtime uses the socket itself; only custom runtimes need the port at once.
+        awaitForwarder: custom,
       });
     }
     this.#initStartedAt = performance.now();
@@ -345,6 +364,7 @@ export class ProcessSandbox implements Sandbox {
       env: launch.env,
       identity: spec.jail ? undefined : spec.identity,
       jailed: spec.jail !== undefined,
+      watchMemory: spec.jail?.cgroup === undefined,
       memoryLimitMb: target?.memoryMb ?? spec.memoryLimitMb,
       includeDescendants: custom || spec.jail !== undefined,
       onOutput: (stream, chunk) => this.#log.write(stream, chunk),
@@ -493,6 +513,12 @@ export class ProcessSandbox implements Sandbox {
     if (settled.from === "sandbox") {
       api.abandon();
       this.#process?.kill();
+      // A timeout or an out-of-memory kill ends everything the handler started, at once.
+      void this.#spec.jail?.cgroup
+        ?.killAll()
+        .catch((error: unknown) =>
+          this.#logger.warn("could not empty a sandbox's group", { error }),
+        );
     }
     const verdict =
       settled.from === "runtime"
@@ -556,6 +582,9 @@ export class ProcessSandbox implements Sandbox {
   ): Promise<string | undefined> {
     const watchdog = this.#process?.watchdog;
     if (run.answered && !this.#exitSignal.settled) await watchdog?.sample().catch(() => undefined);
+    // With a control group, the kernel's peak for the whole tree since the sandbox started,
+    // the figure its MemorySize is enforced against.
+    const cgroupPeakBytes = await this.#spec.jail?.cgroup?.memoryPeakBytes().catch(() => undefined);
     for (const line of verdict.logLines) this.#log.platform(line);
     // Output written before the runtime posted its result may still sit in the pipe;
     // a healthy runtime asks for its next invocation right after, a dying one closes it.
@@ -572,7 +601,10 @@ export class ProcessSandbox implements Sandbox {
         requestId: invocation.requestId,
         durationMs: run.durationMs,
         memoryMb: target.memoryMb,
-        maxMemoryUsedMb: this.#process?.watchdog?.peakMb ?? 0,
+        maxMemoryUsedMb:
+          cgroupPeakBytes === undefined
+            ? (this.#process?.watchdog?.peakMb ?? 0)
+            : cgroupPeakBytes / (1024 * 1024),
         ...(run.initDurationMs === undefined ? {} : { initDurationMs: run.initDurationMs }),
         ...(verdict.status ? { status: verdict.status } : {}),
       }),
@@ -591,9 +623,25 @@ export class ProcessSandbox implements Sandbox {
   // ---- disposing ------------------------------------------------------------------
 
   async #dispose(): Promise<void> {
+    this.#freezer?.close();
     this.#api?.abandon();
+    const cgroup = this.#spec.jail?.cgroup;
+    // A frozen process dies only once thawed: the group's kill thaws, then waits until it is empty.
+    await cgroup?.killAll().catch(() => undefined);
     await this.#process?.stop(EXIT_WAIT_MS);
     await this.#api?.close().catch(() => undefined);
+    if (cgroup) {
+      try {
+        await cgroup.dispose();
+      } catch (error) {
+        // Something of it still runs: its uid and slot must never go to another sandbox.
+        this.#logger.error("a sandbox's control group could not be emptied; its uid stays taken", {
+          error,
+        });
+        if (!this.#exitSignal.settled) this.#onExit({ code: null, signal: "SIGKILL" });
+        return;
+      }
+    }
     if (this.#spec.identity) {
       // Its uid is handed to a later sandbox only once nothing of this one runs.
       const { uid } = this.#spec.identity;

@@ -36,6 +36,13 @@ export interface SandboxProcessOptions {
   memoryLimitMb: number;
   /** Count the RSS of child processes too (custom runtimes fork; Node.js sandboxes cannot). */
   includeDescendants: boolean;
+  /**
+   * Run the RSS watchdog. Off where a control group bounds the sandbox's
+   * memory: the kernel counts shared pages once, where a sum of RSS counts
+   * them in every process, and it sees processes that left the tree.
+   * @default true
+   */
+  watchMemory?: boolean;
   onOutput: (stream: "stdout" | "stderr", chunk: Buffer) => void;
   onMemoryExceeded: (rssMb: number) => void;
   logger: Logger;
@@ -95,7 +102,7 @@ export class SandboxProcess {
       this.outputClosed.resolve();
       this.#exited({ code: 127, signal: null });
     });
-    if (child.pid !== undefined) {
+    if (child.pid !== undefined && options.watchMemory !== false) {
       this.watchdog = new MemoryWatchdog({
         pid: child.pid,
         limitMb: options.memoryLimitMb,

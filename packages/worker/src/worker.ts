@@ -132,6 +132,7 @@ export async function startWorker(options: WorkerOptions, deps: WorkerDeps): Pro
               jail: {
                 tools: isolation.jailTools,
                 tmpBytes: resolved.ephemeralStorageMb * 1024 * 1024,
+                ...(isolation.cgroups === undefined ? {} : { cgroups: isolation.cgroups }),
               },
             }),
         sandboxUidBase: resolved.sandboxUidBase,
