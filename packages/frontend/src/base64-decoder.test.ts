@@ -38,6 +38,19 @@ describe("Base64Decoder", () => {
     expect(decodeBase64(randomBytes(303).toString("base64"), 300)).toBe(Base64Problems.tooLarge);
   });
 
+  it("grows in place when the size is not known, and gives its memory back on release", () => {
+    const data = randomBytes(300_000);
+    const decoder = new Base64Decoder({ maxBytes: 1 << 20 });
+    const text = Buffer.from(data.toString("base64"));
+    for (let at = 0; at < text.byteLength; at += 4093) {
+      decoder.write(text, at, Math.min(text.byteLength, at + 4093));
+    }
+    const decoded = decoder.end() as Uint8Array;
+    expect(Buffer.from(decoded).equals(data)).toBe(true);
+    decoder.release();
+    expect(decoded.byteLength).toBe(0);
+  });
+
   it("decodes a 20 MB string in one pass without running out of stack", () => {
     const data = randomBytes(15 * 1024 * 1024);
     const decoded = decodeBase64(data.toString("base64"), 50 * 1024 * 1024);
