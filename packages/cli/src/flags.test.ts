@@ -14,6 +14,9 @@ describe("command-line flags", () => {
       trustTenants: true,
       jail: false,
     });
+    expect(
+      sandboxOptions({ "no-egress": true, "deny-cidr": ["10.0.0.0/8", "192.168.1.7"] }),
+    ).toEqual({ egress: false, denyCidrs: ["10.0.0.0/8", "192.168.1.7"] });
   });
 
   it("refuses what is not a non-negative integer, naming the flag", () => {

@@ -20,11 +20,14 @@ export interface SandboxFlags {
   "dispatch-slots"?: string | undefined;
   "trust-tenants"?: boolean | undefined;
   "no-jail"?: boolean | undefined;
+  "no-egress"?: boolean | undefined;
+  "deny-cidr"?: string[] | undefined;
 }
 
 /**
  * `--max-sandboxes`, `--pool`, `--dispatch-slots`, `--trust-tenants` and
- * `--no-jail` as a worker's options; absent ones keep their defaults.
+ * `--no-jail`, `--no-egress` and `--deny-cidr` as a worker's options; absent
+ * ones keep their defaults.
  */
 export function sandboxOptions(values: SandboxFlags): WorkerOptions {
   const maxSandboxes = integer(values["max-sandboxes"], "max-sandboxes");
@@ -36,5 +39,9 @@ export function sandboxOptions(values: SandboxFlags): WorkerOptions {
     ...(dispatchSlots === undefined ? {} : { dispatchSlots }),
     ...(values["trust-tenants"] === true ? { trustTenants: true } : {}),
     ...(values["no-jail"] === true ? { jail: false } : {}),
+    ...(values["no-egress"] === true ? { egress: false } : {}),
+    ...(values["deny-cidr"] === undefined || values["deny-cidr"].length === 0
+      ? {}
+      : { denyCidrs: values["deny-cidr"] }),
   };
 }

@@ -56,6 +56,9 @@ const USAGE = `Usage: gust <command> [options]
                  sandboxes are jailed (root, bubblewrap, socat); a worker that cannot
                  jail them refuses to start unless --trust-tenants says every tenant
                  is trusted; --no-jail turns jails off (and so needs --trust-tenants)
+                 jailed sandboxes reach the world, never the host, link-local addresses
+                 or --deny-cidr CIDR (repeatable: where NATS and the frontends live);
+                 --no-egress gives them loopback only; a tenant's "egress": "deny" too
   coordinator  load tenants into a fleet           --nats URL --tenants FILE
                  the tenants file must be private (chmod 600 FILE) or it is refused;
                  --allow-readable-tenants-file loads it anyway, with a warning
@@ -116,6 +119,8 @@ const OPTIONS = {
   "dispatch-slots": { type: "string" },
   "trust-tenants": { type: "boolean" },
   "no-jail": { type: "boolean" },
+  "no-egress": { type: "boolean" },
+  "deny-cidr": { type: "string", multiple: true },
   "health-port": { type: "string" },
   frontends: { type: "string" },
   workers: { type: "string" },

@@ -288,6 +288,7 @@ export class Invoker {
         codeSha256: fn.codeSha256,
         revisionId: fn.revisionId,
         ...runtimeVersionTarget(invocation.runtimeVersion ?? this.options.runtimeVersionFor?.(fn)),
+        ...(invocation.tenant.egress === "deny" ? { egress: "deny" as const } : {}),
       },
       payload: invocation.payload,
       tailLog: invocation.tailLog,

@@ -57,6 +57,11 @@ export type InvokeTarget = Pick<
    * workers keep a pool of pre-initialized sandboxes of the default version.
    */
   runtimeVersionIsDefault?: boolean;
+  /**
+   * The tenant may not reach the world from its sandboxes (its `egress` in the
+   * tenants file); absent, it may, as in Lambda.
+   */
+  egress?: "deny";
 };
 
 export interface InvokeRequest {

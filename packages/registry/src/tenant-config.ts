@@ -9,6 +9,10 @@
  *     ]
  *   }
  *
+ * `egress` is optional: "deny" keeps the tenant's sandboxes from reaching
+ * anything beyond their own loopback; "allow" (the default) lets them reach
+ * the world as in Lambda, never the platform.
+ *
  * `webhook` is optional: runtime rollout verdicts on the tenant's functions
  * are POSTed there as JSON, with X-Gust-Signature: sha256=<hex of
  * HMAC-SHA256(secret, body)> (the secret is at least 16 characters).
@@ -82,10 +86,15 @@ export function parseTenantRecord(value: unknown, where: string): TenantRecord {
     throw new ConfigError(`${where}.credentials: must be a non-empty array`);
   }
   const webhook = parseWebhook(value["webhook"], `${where}.webhook`);
+  const egress = value["egress"] ?? "allow";
+  if (egress !== "allow" && egress !== "deny") {
+    throw new ConfigError(`${where}.egress: must be "allow" or "deny"`);
+  }
   return {
     id,
     accountId,
     maxConcurrency,
+    ...(egress === "deny" ? { egress } : {}),
     ...(webhook === undefined ? {} : { webhook }),
     credentials: credentials.map((credential: unknown, index) => {
       const at = `${where}.credentials[${index}]`;

@@ -19,6 +19,15 @@ describe("tenants config", () => {
       credentials: [credential],
     });
     expect(accountIdFor("acme")).toMatch(/^\d{12}$/);
+    const [denied] = parseTenantsConfig({
+      tenants: [{ id: "walled", egress: "deny", credentials: [credential] }],
+    });
+    expect(denied?.egress).toBe("deny");
+    expect(
+      parseTenantsConfig({
+        tenants: [{ id: "open", egress: "allow", credentials: [credential] }],
+      })[0],
+    ).not.toHaveProperty("egress");
 
     const cases: Array<[unknown, RegExp]> = [
       [{}, /tenants: must be an array/],
@@ -30,6 +39,10 @@ describe("tenants config", () => {
       [
         { tenants: [{ id: "a", maxConcurrency: 0, credentials: [credential] }] },
         /tenants\[0\]\.maxConcurrency/,
+      ],
+      [
+        { tenants: [{ id: "a", egress: "none", credentials: [credential] }] },
+        /tenants\[0\]\.egress: must be "allow" or "deny"/,
       ],
       [
         {

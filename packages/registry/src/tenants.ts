@@ -27,6 +27,11 @@ export interface Tenant {
   /** 12 digits, used in ARNs. */
   accountId: string;
   maxConcurrency: number;
+  /**
+   * "deny": the tenant's sandboxes reach nothing beyond their own loopback
+   * (no egress to the world). Absent: they may, as in Lambda.
+   */
+  egress?: "deny";
 }
 
 export interface Credential {
@@ -78,7 +83,12 @@ function isObject(value: unknown): value is Record<string, unknown> {
 }
 
 function tenantOf(record: TenantRecord): Tenant {
-  return { id: record.id, accountId: record.accountId, maxConcurrency: record.maxConcurrency };
+  return {
+    id: record.id,
+    accountId: record.accountId,
+    maxConcurrency: record.maxConcurrency,
+    ...(record.egress === "deny" ? { egress: "deny" } : {}),
+  };
 }
 
 export class TenantDirectory {

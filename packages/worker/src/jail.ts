@@ -239,6 +239,11 @@ export interface JailSpec {
    * @default true
    */
   awaitForwarder?: boolean;
+  /**
+   * The file shown at /etc/resolv.conf (one whose nameservers a sandbox can
+   * reach: see network/resolver.ts); undefined shows the host's.
+   */
+  resolvConf?: string;
 }
 
 /** How the worker spawns a jailed runtime: a fixed command and a root-safe environment. */
@@ -312,6 +317,7 @@ const FORWARDER_WAIT_STEPS = 400;
 /** The command line that starts a runtime in its jail (its launch line written into spec.runDir). */
 export async function jailLaunch(tools: JailTools, spec: JailSpec): Promise<JailLaunch> {
   const binds: string[] = [...(await systemBinds())];
+  if (spec.resolvConf !== undefined) binds.push("--ro-bind", spec.resolvConf, "/etc/resolv.conf");
   binds.push("--ro-bind", path.join(spec.etcDir, "passwd"), "/etc/passwd");
   binds.push("--ro-bind", path.join(spec.etcDir, "group"), "/etc/group");
   for (const file of spec.extraReadOnly ?? []) {

@@ -76,6 +76,23 @@ export interface WorkerOptions {
   trustTenants?: boolean;
   /** Size of each sandbox's private /tmp, in MB. @default DEFAULT_EPHEMERAL_STORAGE_MB (512) */
   ephemeralStorageMb?: number;
+  /**
+   * Jailed sandboxes may reach the world, as in Lambda (a veth of their own,
+   * NAT, never the host itself, link-local addresses, other sandboxes or
+   * `denyCidrs`; see network/README.md). A tenant can still be denied egress
+   * in the tenants file. Needs `ip` and `iptables`; without them sandboxes get
+   * loopback only.
+   * @default true
+   */
+  egress?: boolean;
+  /**
+   * Networks no sandbox may reach although egress is allowed: where the
+   * platform lives (NATS, frontends, the coordinator, the hosts' LAN).
+   * @default []
+   */
+  denyCidrs?: string[];
+  /** Where sandbox links' addresses come from, one /30 each. @default "10.213.0.0/16" */
+  sandboxAddressPool?: string;
 }
 
 export interface ResolvedWorkerOptions {
@@ -95,6 +112,9 @@ export interface ResolvedWorkerOptions {
   jail: boolean;
   trustTenants: boolean;
   ephemeralStorageMb: number;
+  egress: boolean;
+  denyCidrs: string[];
+  sandboxAddressPool: string | undefined;
 }
 
 const ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
@@ -178,5 +198,8 @@ export function resolveWorkerOptions(options: WorkerOptions = {}): ResolvedWorke
       DEFAULT_EPHEMERAL_STORAGE_MB,
       1,
     ),
+    egress: options.egress ?? true,
+    denyCidrs: [...(options.denyCidrs ?? [])],
+    sandboxAddressPool: options.sandboxAddressPool,
   };
 }

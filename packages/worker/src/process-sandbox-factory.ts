@@ -19,6 +19,11 @@ import type { Sandbox, SandboxFactory } from "./sandbox.js";
 import type { JailTools } from "./jail.js";
 import { CgroupTree, DEFAULT_CPU_WEIGHT, LAMBDA_PIDS_MAX } from "./cgroup/index.js";
 import type { CgroupSupport } from "./cgroup/index.js";
+import { SandboxNetworks, detectNetworkIsolation, sandboxResolvConf } from "./network/index.js";
+import type { SandboxNetworkOptions } from "./network/index.js";
+
+/** How often a worker checks that its sandboxes' firewall chains are still installed. */
+const FIREWALL_CHECK_MS = 30_000;
 import { nodeHeapLimitMb } from "./sandbox-environment.js";
 import { SlotAllocator, killProcessesOfUids } from "./sandbox-isolation.js";
 import { leaseUidBlock, UID_BLOCK_SIZE, type UidLease } from "./uid-lease.js";
@@ -56,7 +61,13 @@ export interface ProcessSandboxFactoryOptions {
    * Jail every sandbox (needs `isolate`): the tools, the size of its /tmp,
    * and where its control group goes (none: no control groups).
    */
-  jail?: { tools: JailTools; tmpBytes: number; cgroups?: CgroupSupport };
+  jail?: {
+    tools: JailTools;
+    tmpBytes: number;
+    cgroups?: CgroupSupport;
+    /** Each sandbox slot's network namespace and its egress (network/); absent: loopback only. */
+    network?: Omit<SandboxNetworkOptions, "workerTag">;
+  };
   logger: Logger;
 }
 
@@ -69,6 +80,11 @@ export class ProcessSandboxFactory implements SandboxFactory {
   readonly #uids: UidLease | undefined;
   /** The worker's control groups, one per sandbox under it (jailed sandboxes only). */
   readonly #cgroups: CgroupTree | undefined;
+  /** Each slot's network namespace (jailed sandboxes only; absent: a fresh loopback-only one each). */
+  readonly #networks: SandboxNetworks | undefined;
+  /** What sandboxes see as /etc/resolv.conf when they have egress. */
+  readonly #resolvConf: string | undefined;
+  readonly #firewallCheck: NodeJS.Timeout | undefined;
   readonly #sandboxesDir: string;
   readonly #slots = new SlotAllocator();
   readonly #live = new Set<ProcessSandbox>();
@@ -83,8 +99,23 @@ export class ProcessSandboxFactory implements SandboxFactory {
     runtime: InstalledRuntime,
     uids: UidLease | undefined,
     cgroups: CgroupTree | undefined,
+    networks: SandboxNetworks | undefined,
+    resolvConf: string | undefined,
   ) {
     this.#cgroups = cgroups;
+    this.#networks = networks;
+    this.#resolvConf = resolvConf;
+    if (networks?.egress.available) {
+      // A host firewall reload or flush takes Gust's chains away; put them back.
+      this.#firewallCheck = setInterval(() => {
+        networks
+          .ensureFirewall()
+          .catch((error: unknown) =>
+            options.logger.warn("could not check the sandboxes' firewall", { error }),
+          );
+      }, FIREWALL_CHECK_MS);
+      this.#firewallCheck.unref();
+    }
     this.#options = options;
     this.#runtime = runtime;
     this.#installed.set(runtime.version, Promise.resolve(runtime));
@@ -112,12 +143,38 @@ export class ProcessSandboxFactory implements SandboxFactory {
       cgroups = await CgroupTree.open(`uids-${uids.base}`, options.jail.cgroups);
       await cgroups.removeStale();
     }
+    let networks: SandboxNetworks | undefined;
+    let resolvConf: string | undefined;
+    if (uids && options.jail?.network) {
+      const support = await detectNetworkIsolation();
+      if (support.namespaces.available) {
+        networks = await SandboxNetworks.open({
+          ...options.jail.network,
+          workerTag: `u${uids.base}`,
+        });
+        await networks.removeStale();
+        if (networks.egress.available) {
+          const resolver = await sandboxResolvConf(networks.options.denyCidrs);
+          if (resolver.available) resolvConf = resolver.path;
+          else options.logger.warn("sandboxes cannot resolve names", { reason: resolver.reason });
+          options.logger.info("sandboxes may reach the world, not the platform", {
+            denyCidrs: options.jail.network.denyCidrs ?? [],
+          });
+        } else {
+          options.logger.warn("sandboxes get loopback only", { reason: networks.egress.reason });
+        }
+      } else {
+        options.logger.warn("sandboxes get loopback only", {
+          reason: support.namespaces.reason,
+        });
+      }
+    }
     await mkdir(path.join(options.baseDir, "sandboxes"), { recursive: true, mode: 0o711 });
     const runtime = await installNodeRuntime(
       options.nodeRuntime,
       nodeRuntimeDir(options.baseDir, options.nodeRuntime.version),
     );
-    return new ProcessSandboxFactory(options, runtime, uids, cgroups);
+    return new ProcessSandboxFactory(options, runtime, uids, cgroups, networks, resolvConf);
   }
 
   /** The default bootstrap's version. */
@@ -153,6 +210,12 @@ export class ProcessSandboxFactory implements SandboxFactory {
       recursive: true,
       force: true,
     });
+    clearInterval(this.#firewallCheck);
+    await this.#networks
+      ?.close()
+      .catch((error: unknown) =>
+        this.#options.logger.warn("could not remove the sandboxes' network namespaces", { error }),
+      );
     await this.#cgroups
       ?.close()
       .catch((error: unknown) =>
@@ -199,13 +262,34 @@ export class ProcessSandboxFactory implements SandboxFactory {
     const release = () => {
       if (slot === undefined || released) return;
       released = true;
-      this.#slots.release(slot);
+      const networks = this.#networks;
+      if (networks === undefined) {
+        this.#slots.release(slot);
+        return;
+      }
+      // The slot's namespace goes to its next sandbox only once nothing of this one runs
+      // and its link is as a new sandbox expects.
+      networks
+        .release(slot)
+        .catch((error: unknown) =>
+          options.logger.warn("could not reset a sandbox slot's network", { error, slot }),
+        )
+        .finally(() => this.#slots.release(slot));
     };
     let started: ProcessSandbox | undefined;
     try {
       if (slot !== undefined && slot >= UID_BLOCK_SIZE) {
         throw new CapacityError(`all ${UID_BLOCK_SIZE} sandbox uids of this worker are in use`);
       }
+      // A cold start knows its tenant; a pre-initialized sandbox starts with egress and
+      // loses it at assignment if its tenant is denied it.
+      const network =
+        slot === undefined
+          ? undefined
+          : await this.#networks?.acquire(slot, {
+              egress: spec.function?.target.egress !== "deny",
+            });
+      const networks = this.#networks;
       const cgroup =
         this.#cgroups === undefined
           ? undefined
@@ -233,6 +317,17 @@ export class ProcessSandboxFactory implements SandboxFactory {
                 tools: options.jail.tools,
                 tmpBytes: options.jail.tmpBytes,
                 ...(cgroup === undefined ? {} : { cgroup }),
+                ...(network === undefined ? {} : { netnsPath: network.netnsPath }),
+                ...(network?.egress === true && this.#resolvConf !== undefined
+                  ? { resolvConf: this.#resolvConf }
+                  : {}),
+                ...(networks === undefined
+                  ? {}
+                  : {
+                      denyEgress: async () => {
+                        await networks.denyEgress(slot);
+                      },
+                    }),
               },
             }),
         logger: options.logger,

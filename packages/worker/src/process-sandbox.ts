@@ -105,6 +105,10 @@ export interface SandboxJail {
    * invocations and the final kill apply to every process the runtime starts.
    */
   cgroup?: SandboxCgroup;
+  /** The shown /etc/resolv.conf (see JailSpec.resolvConf). */
+  resolvConf?: string;
+  /** Take the sandbox's link to the world away (its function's tenant is denied egress). */
+  denyEgress?: () => Promise<void>;
 }
 
 export class ProcessSandbox implements Sandbox {
@@ -202,6 +206,8 @@ export class ProcessSandbox implements Sandbox {
     this.#target = target;
     await installFunctionCode(this.#paths.taskRoot, zip, this.#spec.identity);
     if (this.#process?.watchdog) this.#process.watchdog.limitMb = target.memoryMb;
+    // Before the tenant's code loads: a tenant denied egress keeps loopback only.
+    if (target.egress === "deny") await this.#spec.jail?.denyEgress?.();
     // The kernel's bound, for the runtime and everything it starts, before the function loads.
     await this.#spec.jail?.cgroup?.setMemoryLimit(target.memoryMb * 1024 * 1024);
     if (!this.#api) throw new GustError(`sandbox ${this.id} is not running`, "sandbox-exited");
@@ -329,6 +335,7 @@ export class ProcessSandbox implements Sandbox {
         gid: spec.identity.gid,
         tmpBytes: spec.jail.tmpBytes,
         netnsPath: spec.jail.netnsPath,
+        ...(spec.jail.resolvConf === undefined ? {} : { resolvConf: spec.jail.resolvConf }),
         ...(spec.jail.cgroup === undefined ? {} : { prelude: spec.jail.cgroup.joinScript() }),
         extraReadOnly: custom ? [] : [process.execPath],
         // Gust's Node.js runtime uses the socket itself; only custom runtimes need the port at once.

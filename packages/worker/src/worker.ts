@@ -133,6 +133,13 @@ export async function startWorker(options: WorkerOptions, deps: WorkerDeps): Pro
                 tools: isolation.jailTools,
                 tmpBytes: resolved.ephemeralStorageMb * 1024 * 1024,
                 ...(isolation.cgroups === undefined ? {} : { cgroups: isolation.cgroups }),
+                network: {
+                  egress: resolved.egress,
+                  denyCidrs: resolved.denyCidrs,
+                  ...(resolved.sandboxAddressPool === undefined
+                    ? {}
+                    : { addressPool: resolved.sandboxAddressPool }),
+                },
               },
             }),
         sandboxUidBase: resolved.sandboxUidBase,

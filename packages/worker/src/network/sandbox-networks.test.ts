@@ -18,7 +18,14 @@ import { IP_FORWARD, detectNetworkIsolation } from "./detect.js";
 import { FirewallChains, SANDBOX_LINK_PREFIX, findIptables } from "./firewall.js";
 import { SandboxNetworks } from "./sandbox-networks.js";
 import type { SandboxNetwork } from "./sandbox-networks.js";
-import { METADATA_ADDRESS, TestWorld, WORLD_PORT, connectFrom, serveIn } from "./test-world.js";
+import {
+  METADATA_ADDRESS,
+  TestWorld,
+  WORLD_PORT,
+  connectFrom,
+  removeTestRules,
+  serveIn,
+} from "./test-world.js";
 
 const support = await detectNetworkIsolation();
 /** An unprivileged uid, as the launcher drops to. */
@@ -123,36 +130,7 @@ describe.skipIf(!support.egress.available)(
       await world?.close();
       // The chains stay for whatever worker runs on this host (a concurrent test's too):
       // take back only this test's own rules, its pool's and its denied prefix's.
-      const iptables = await findIptables();
-      if (typeof iptables !== "string" && world) {
-        const own = [
-          [
-            "-t",
-            "filter",
-            "-D",
-            FirewallChains.deny,
-            "-d",
-            world.deniedPrefix,
-            "-j",
-            FirewallChains.reject,
-          ],
-          [
-            "-t",
-            "nat",
-            "-D",
-            FirewallChains.nat,
-            "-s",
-            pool,
-            "!",
-            "-o",
-            "gust+",
-            "-j",
-            "MASQUERADE",
-          ],
-        ];
-        for (const rule of own)
-          while ((await runCommand(iptables.iptables, ["-w", ...rule])).exitCode === 0);
-      }
+      if (world) await removeTestRules(pool, world.deniedPrefix);
       // Forwarding back off unless another sandbox link on the host may need it.
       if (forwardingBefore === "0" && (await sandboxLinksExcept([])).length === 0)
         await writeFile(IP_FORWARD, "0\n");

@@ -16,6 +16,7 @@ import type { ChildProcess } from "node:child_process";
 import { randomBytes, randomInt } from "node:crypto";
 import { once } from "node:events";
 import { runChecked, runCommand } from "./commands.js";
+import { FirewallChains, findIptables } from "./firewall.js";
 
 /** Where the world's server listens, inside its own namespace. */
 export const WORLD_PORT = 8080;
@@ -213,4 +214,20 @@ export class TestWorld {
     await runCommand("ip", ["link", "delete", "dev", this.hostInterface]);
     await runCommand("ip", ["netns", "delete", this.namespace]);
   }
+}
+
+/**
+ * Take back the host rules a test's workers added for its pool and denied
+ * prefix. The chains themselves stay for whatever worker runs on this host
+ * (a concurrent test's too).
+ */
+export async function removeTestRules(pool: string, deniedPrefix: string): Promise<void> {
+  const iptables = await findIptables();
+  if (typeof iptables === "string") return;
+  const own = [
+    ["-t", "filter", "-D", FirewallChains.deny, "-d", deniedPrefix, "-j", FirewallChains.reject],
+    ["-t", "nat", "-D", FirewallChains.nat, "-s", pool, "!", "-o", "gust+", "-j", "MASQUERADE"],
+  ];
+  for (const rule of own)
+    while ((await runCommand(iptables.iptables, ["-w", ...rule])).exitCode === 0);
 }
