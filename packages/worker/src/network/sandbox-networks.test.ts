@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runChecked, runCommand } from "./commands.js";
 import type { CommandRunner } from "./commands.js";
 import { IP_FORWARD, detectNetworkIsolation } from "./detect.js";
-import { FirewallChains, SANDBOX_LINK_PREFIX, findIptables } from "./firewall.js";
+import { FirewallChains, SANDBOX_LINK_PREFIX } from "./firewall.js";
 import { SandboxNetworks } from "./sandbox-networks.js";
 import type { SandboxNetwork } from "./sandbox-networks.js";
 import {
