@@ -126,6 +126,25 @@ export function cpuUseBetween(before: CpuSnapshot, after: CpuSnapshot, root: num
   };
 }
 
+/** A process and its descendants now, each with its start time (pids are reused). */
+export async function processTree(root: number): Promise<Map<number, string>> {
+  const snapshot = await cpuSnapshot("\0");
+  const tree = new Map<number, string>();
+  for (const pid of descendantsOf(root, snapshot.processes)) {
+    const sample = snapshot.processes.get(pid);
+    if (sample) tree.set(pid, sample.startTime);
+  }
+  return tree;
+}
+
+/** How many of `tree`'s processes still run. */
+export async function stillRunning(tree: Map<number, string>): Promise<number> {
+  const alive = await Promise.all(
+    [...tree].map(async ([pid, startTime]) => (await sampleProcess(pid))?.startTime === startTime),
+  );
+  return alive.filter(Boolean).length;
+}
+
 /** Processes whose command line carries `marker`. */
 export async function markedProcesses(marker: string): Promise<number[]> {
   const pids = (await readdir("/proc")).filter((name) => /^\d+$/.test(name)).map(Number);

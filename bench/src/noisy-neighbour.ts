@@ -37,7 +37,14 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { envChoice, envInteger } from "./config.js";
-import { cpuCgroupOf, cpuSnapshot, cpuUseBetween, markedProcesses } from "./cpu-census.js";
+import {
+  cpuCgroupOf,
+  cpuSnapshot,
+  cpuUseBetween,
+  markedProcesses,
+  processTree,
+  stillRunning,
+} from "./cpu-census.js";
 import { PAYLOAD, invokePath, type GustEndpoint } from "./handlers.js";
 import { LatencyHistogram } from "./histogram.js";
 import { closedLoop, type LoadResult } from "./load.js";
@@ -220,6 +227,7 @@ async function runMode(mode: ModeName, progress: Progress): Promise<ModeRun> {
   });
   const cells: Cell[] = [];
   const noisy: NoisyPhase[] = [];
+  let tree = new Map<number, string>();
   try {
     progress.note(
       `isolation: ${dev.isolation.level}` +
@@ -296,9 +304,18 @@ async function runMode(mode: ModeName, progress: Progress): Promise<ModeRun> {
       }
     }
   } finally {
+    tree = await processTree(dev.pid);
     await dev.stop();
   }
-  return { mode, isolation: dev.isolation, cells, noisy };
+  // Everything gust dev started should end with it: sandboxes, jails, what handlers left behind.
+  await sleep(2000);
+  const leftBehind = await stillRunning(tree);
+  if (leftBehind > 0) {
+    progress.note(
+      `${leftBehind} of gust dev's ${tree.size} processes still ran 2 s after it stopped`,
+    );
+  }
+  return { mode, isolation: dev.isolation, cells, noisy, leftBehind };
 }
 
 async function main(): Promise<void> {

@@ -101,6 +101,8 @@ export interface ModeRun {
   isolation: IsolationReport;
   cells: Cell[];
   noisy: NoisyPhase[];
+  /** Processes gust dev had started that still ran 2 s after it stopped. */
+  leftBehind: number;
 }
 
 function escapedSummary(samples: number[]): string {
@@ -287,6 +289,12 @@ export function noisyReport({ date, loadAtStart, loadAtEnd, settings, runs }: No
       `escaped spinners counted in /proc once a second while the phase's cells ran.`,
   );
   for (const run of runs) {
+    if (run.leftBehind > 0) {
+      lines.push(
+        "",
+        `${MODE_LABELS[run.mode]}: ${run.leftBehind} of the processes gust dev had started still ran 2 s after it stopped.`,
+      );
+    }
     for (const phase of run.noisy) {
       if (phase.firstError) {
         lines.push("", `First noisy error (${run.mode}, ${phase.kind}): ${phase.firstError}`);
