@@ -9,6 +9,9 @@
  * many invocations ran at once across the whole fleet, whichever frontend
  * admitted them.
  */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { connectNatsInfrastructure, startNatsServer, type Infrastructure } from "@gust/bus";
 import type { NatsServerHandle } from "@gust/bus";
 import { zipFiles } from "@gust/bundle";
@@ -25,6 +28,7 @@ import {
 } from "@gust/cli";
 import type { ConcurrencyReport } from "@gust/frontend";
 import { CreateFunctionCommand } from "@aws-sdk/client-lambda";
+import { readTenantKeyFile, writeTenantKeyFile, type TenantKeyring } from "@gust/registry";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { lambdaFor } from "./support/lambda.js";
 import { signedFetch } from "./support/signed-fetch.js";
@@ -64,6 +68,10 @@ interface Member {
 }
 
 let nats: NatsServerHandle;
+/** The fleet's tenant key: for the coordinator and every frontend, in process or not. */
+let keyDir: string | undefined;
+let tenantKeyFile: string;
+let tenantKeyring: TenantKeyring;
 const infras: Infrastructure[] = [];
 const services: Service[] = [];
 const frontends: Member[] = [];
@@ -184,7 +192,16 @@ function maxOverlap(intervals: Array<[number, number]>, trimMs = 2): number {
 
 beforeAll(async () => {
   nats = await startNatsServer({ jetstream: true });
-  services.push(await startCoordinatorService(await connect("coordinator"), { tenants: [tenant] }));
+  keyDir = await mkdtemp(join(tmpdir(), "gust-admission-fleet-"));
+  tenantKeyFile = join(keyDir, "tenant.key");
+  await writeTenantKeyFile(tenantKeyFile);
+  tenantKeyring = await readTenantKeyFile(tenantKeyFile);
+  services.push(
+    await startCoordinatorService(await connect("coordinator"), {
+      tenants: [tenant],
+      tenantKeyring,
+    }),
+  );
   services.push(
     await startWorkerService(await connect("worker"), {
       maxSandboxes: 40,
@@ -207,7 +224,7 @@ beforeAll(async () => {
           "--gossip-interval",
           String(GOSSIP_INTERVAL_MS),
         ],
-        { GUST_ADMIN_TOKEN: ADMIN_TOKEN },
+        { GUST_ADMIN_TOKEN: ADMIN_TOKEN, GUST_TENANT_KEY_FILE: tenantKeyFile },
       );
       const listening = await process.waitForLog("frontend listening", 60_000);
       frontends.push({
@@ -222,6 +239,7 @@ beforeAll(async () => {
     const service: FrontendService = await startFrontendService(await connect(id), {
       host: "127.0.0.1",
       port: 0,
+      tenantKeyring,
       frontend: {
         frontendId: id,
         adminToken: ADMIN_TOKEN,
@@ -265,6 +283,7 @@ afterAll(async () => {
   await closeAll(services);
   for (const infra of infras) await infra.close().catch(() => undefined);
   await nats?.stop();
+  if (keyDir !== undefined) await rm(keyDir, { recursive: true, force: true });
 }, 60_000);
 
 describe("fleet-wide admission on NATS", () => {
