@@ -21,14 +21,16 @@
  * Options (environment): BENCH_SLEEP_MS (2000), BENCH_FLEET_DURATION_MS
  * (90000), BENCH_WARMUP_MS (15000), BENCH_MAX_CONCURRENCY (100).
  */
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { connectNatsInfrastructure, startNatsServer, type BusMessage } from "@gust/bus";
 import { zipFiles } from "@gust/bundle";
-import { spawnGust, type GustProcess } from "@gust/cli";
+import { GUST_MAIN, spawnGust, type GustProcess } from "@gust/cli";
 import { bestPartition, erlangB } from "./fleet-bench-erlang.js";
 import { LoanObserver } from "./fleet-bench-loans.js";
 import { peakConcurrency, runningAt, runOpenLoop, type Outcome } from "./fleet-bench-load.js";
@@ -124,7 +126,11 @@ async function main(): Promise<void> {
   await writeFile(
     tenantsFile,
     JSON.stringify({ tenants: [{ id: "bench", maxConcurrency: M, credentials: [credential] }] }),
+    { mode: 0o600 },
   );
+  // The tenant key, for the coordinator and the frontends (not the workers).
+  const tenantKeyFile = join(dir, "tenant.key");
+  await promisify(execFile)(process.execPath, [GUST_MAIN, "tenant-key", "--out", tenantKeyFile]);
   const nats = await startNatsServer({ jetstream: true });
   const processes: GustProcess[] = [];
   process.once("exit", () => {
@@ -134,7 +140,15 @@ async function main(): Promise<void> {
   const observer = await connectNatsInfrastructure({ servers: nats.url, name: "bench-observer" });
   try {
     const coordinator = spawnGust(
-      ["coordinator", "--nats", nats.url, "--tenants", tenantsFile],
+      [
+        "coordinator",
+        "--nats",
+        nats.url,
+        "--tenants",
+        tenantsFile,
+        "--tenant-key-file",
+        tenantKeyFile,
+      ],
       env,
     );
     processes.push(coordinator);
@@ -150,7 +164,19 @@ async function main(): Promise<void> {
     const urls: string[] = [];
     for (const id of ["fe1", "fe2", "fe3"]) {
       const frontend = spawnGust(
-        ["frontend", "--nats", nats.url, "--id", id, "--host", "127.0.0.1", "--port", "0"],
+        [
+          "frontend",
+          "--nats",
+          nats.url,
+          "--tenant-key-file",
+          tenantKeyFile,
+          "--id",
+          id,
+          "--host",
+          "127.0.0.1",
+          "--port",
+          "0",
+        ],
         env,
       );
       processes.push(frontend);

@@ -104,6 +104,8 @@ export async function writeTenantsFile(
   await writeFile(
     file,
     JSON.stringify({ tenants: [{ id: "bench", maxConcurrency, credentials: [credential] }] }),
+    // Gust refuses a tenants file other users could read.
+    { mode: 0o600 },
   );
   return file;
 }
