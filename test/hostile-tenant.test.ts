@@ -314,3 +314,66 @@ describe.skipIf(skipReason !== undefined)(
     });
   },
 );
+
+describe.skipIf(skipReason !== undefined)(
+  `a tenant given a uid another tenant had${skipReason === undefined ? "" : ` (skipped: ${skipReason})`}`,
+  () => {
+    let gust: TestGust;
+    let mallory: LambdaClient;
+    let alice: LambdaClient;
+
+    beforeAll(async () => {
+      // Idle sandboxes go within half a second, and uids are handed out lowest first:
+      // the attacker's sandbox gets the uid the victim's just had.
+      gust = await startGust("fleet", {
+        tenants: [attacker, victim],
+        worker: { preinitializedPoolSize: 0, keepAliveMs: 500 },
+      });
+      mallory = lambdaFor(gust.url, attacker);
+      alice = lambdaFor(gust.url, victim);
+      await createFunction(mallory, "heir", "bash");
+      await createFunction(alice, "leaver", "bash");
+    });
+
+    afterAll(async () => {
+      mallory?.destroy();
+      alice?.destroy();
+      await gust?.close();
+    });
+
+    it("finds nothing the previous holder of its uid left: files, shared memory, processes", async () => {
+      const left = await bash(
+        alice,
+        "leaver",
+        `echo secret > /tmp/left.txt; chmod 666 /tmp/left.txt; echo secret > /dev/shm/left
+         setsid sleep 600 >/dev/null 2>&1 < /dev/null &
+         echo uid=$(id -u)`,
+      );
+      const uid = field(left, "uid");
+      expect(uid).toMatch(/^\d+$/);
+      // The victim's sandbox is reaped (keep-alive), its group emptied, its uid free again:
+      // nothing of it runs on the host, however it left its session.
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      const sleepers: string[] = [];
+      for (const entry of await readdir("/proc")) {
+        if (!/^\d+$/.test(entry)) continue;
+        const status = await readFile(`/proc/${entry}/status`, "utf8").catch(() => "");
+        if (/^Uid:\s+(\d+)/m.exec(status)?.[1] === uid) sleepers.push(entry);
+      }
+      expect(sleepers).toEqual([]);
+      const answer = await bash(
+        mallory,
+        "heir",
+        `echo uid=$(id -u)
+         if ls /tmp/left.txt /dev/shm/left >/dev/null 2>&1; then echo files=found; else echo files=none; fi
+         if find / -xdev -user $(id -u) -not -path '/proc/*' 2>/dev/null | grep -v '^/tmp' | grep -q .; then echo owned=found; else echo owned=none; fi
+         if pgrep -u $(id -u) -x sleep >/dev/null; then echo sleeper=found; else echo sleeper=none; fi`,
+      );
+      // Only meaningful if the uid really was handed on.
+      expect(field(answer, "uid")).toBe(uid);
+      expect(field(answer, "files")).toBe("none");
+      expect(field(answer, "owned")).toBe("none");
+      expect(field(answer, "sleeper")).toBe("none");
+    });
+  },
+);
