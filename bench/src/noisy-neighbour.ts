@@ -32,7 +32,7 @@
  *   BENCH_NOISY_CELL_MS (12000)              each measurement, after…
  *   BENCH_NOISY_WARMUP_MS (1000)             …this much load not counted
  *   BENCH_NOISY_DEV_ARGS ()                  more flags for `gust dev`, space-separated
- *                                            (e.g. "--dispatch-slots 0")
+ *                                            (e.g. "--dispatch-slots=0")
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
