@@ -17,7 +17,7 @@ import {
 } from "@gust/cli";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { echoZip } from "./support/functions.js";
+import { bashScriptZip, echoZip } from "./support/functions.js";
 import { decodePayload, lambdaFor } from "./support/lambda.js";
 
 const haproxy = await findHaproxyBinary();
@@ -160,6 +160,44 @@ describe.skipIf(haproxy === undefined)(
       );
       expect(fleet.nats!.permissionViolations()).toEqual([]);
     });
+
+    it("keeps a tenant's bash runtime from the bus, the frontends, the load balancer and the keys", async () => {
+      const ports = [
+        new URL(fleet.natsUrl).port,
+        String(fleet.port),
+        ...fleet.frontends.map((frontend) => new URL(frontend.url).port),
+      ];
+      const files = [
+        ...Object.values(fleet.natsSeedFiles!),
+        fleet.tenantKeyFile,
+        fleet.tenantsFile,
+      ];
+      const script = [
+        ...ports.map(
+          (port) =>
+            `if (exec 3<>/dev/tcp/127.0.0.1/${port}) 2>/dev/null; then echo p${port}=open; else echo p${port}=closed; fi`,
+        ),
+        ...files.map(
+          (file, index) =>
+            `if [ -e '${file}' ]; then echo f${index}=seen; else echo f${index}=unseen; fi`,
+        ),
+      ].join("\n");
+      await lambda.send(
+        new CreateFunctionCommand({
+          FunctionName: "prober",
+          Runtime: "provided.al2023",
+          Handler: "function.handler",
+          Role: "arn:aws:iam::000000000000:role/test",
+          Code: { ZipFile: await bashScriptZip(script) },
+        }),
+      );
+      const result = await lambda.send(new InvokeCommand({ FunctionName: "prober" }));
+      const answer = new TextDecoder().decode(result.Payload ?? new Uint8Array());
+      expect(result.FunctionError, answer).toBeUndefined();
+      for (const port of ports) expect(answer).toContain(`p${port}=closed`);
+      files.forEach((_, index) => expect(answer).toContain(`f${index}=unseen`));
+      expect(fleet.nats!.permissionViolations()).toEqual([]);
+    }, 60_000);
 
     it("stops every process it started and removes its temp dir", async () => {
       const pids = await descendants(process.pid);

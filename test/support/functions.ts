@@ -64,3 +64,23 @@ done
     { path: "function.sh", data: handler, mode: 0o644 },
   ]);
 }
+
+/**
+ * A custom runtime whose every invocation runs `script` in bash and answers
+ * its output (stdout and stderr) as the response.
+ */
+export function bashScriptZip(script: string): Promise<Uint8Array> {
+  const bootstrap = `#!/bin/bash
+while true; do
+  HEADERS="$(mktemp)"
+  curl -sS -LD "$HEADERS" -o /dev/null "http://\${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/invocation/next"
+  REQUEST_ID=$(grep -Fi Lambda-Runtime-Aws-Request-Id "$HEADERS" | tr -d '[:space:]' | cut -d: -f2)
+  OUT=$(bash "$LAMBDA_TASK_ROOT/script.sh" 2>&1)
+  curl -sS "http://\${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/invocation/$REQUEST_ID/response" --data-binary "$OUT" >/dev/null
+done
+`;
+  return zipFiles([
+    { path: "bootstrap", data: bootstrap, mode: 0o755 },
+    { path: "script.sh", data: `${script}\n`, mode: 0o644 },
+  ]);
+}
