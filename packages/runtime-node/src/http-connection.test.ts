@@ -50,7 +50,10 @@ async function rawServer(): Promise<RawServer> {
 }
 
 function connect(server: RawServer): HttpConnection {
-  return new HttpConnection({ host: "127.0.0.1", port: server.port }, `host: 127.0.0.1:${server.port}\r\n`);
+  return new HttpConnection(
+    { host: "127.0.0.1", port: server.port },
+    `host: 127.0.0.1:${server.port}\r\n`,
+  );
 }
 
 describe("HttpConnection", () => {

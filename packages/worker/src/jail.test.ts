@@ -3,7 +3,8 @@
  * the host can jail (root, bubblewrap, socat); elsewhere it says why it skips.
  */
 import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { setTimeout as delay } from "node:timers/promises";
 import http from "node:http";
 import net from "node:net";
 import os from "node:os";
@@ -51,7 +52,10 @@ describe("env -i words", () => {
       execFile(
         "/bin/sh",
         ["-c", 'exec env -i -S "$1"', "sh", launchLine([...words, "/usr/bin/env", "-0"])],
-        (error, stdout) => (error ? reject(error) : resolve(stdout)),
+        (error, stdout) => {
+          if (error) reject(new Error(`env -S failed: ${error.message}`));
+          else resolve(stdout);
+        },
       ),
     );
     expect(output.split("\0").filter((word) => word !== "")).toEqual(words);
@@ -200,6 +204,59 @@ describe.skipIf(!support.available)(`a jailed process${reason}`, () => {
     } finally {
       await new Promise<void>((resolve) => api.close(() => resolve()));
     }
+  });
+
+  it("dies with the process that launched it, even one killed outright", async () => {
+    const launch = await jailLaunch(tools, {
+      taskRoot: path.join(dir, "task"),
+      runtimeDir: path.join(dir, "runtime"),
+      runDir: path.join(dir, "run"),
+      etcDir: path.join(dir, "etc"),
+      command: "/bin/sleep",
+      args: ["617"],
+      env: {},
+      uid,
+      gid: uid,
+      tmpBytes: 1024 * 1024,
+    });
+    // A stand-in worker: spawns the jail, says so, and is then SIGKILLed.
+    const { spawn } = await import("node:child_process");
+    const worker = spawn(
+      process.execPath,
+      [
+        "-e",
+        `const c = require("node:child_process").spawn(process.argv[1], JSON.parse(process.argv[2]), { env: JSON.parse(process.argv[3]), stdio: "ignore", detached: true });
+         setTimeout(() => console.log("launched", c.pid), 500); setInterval(() => {}, 1000);`,
+        launch.command,
+        JSON.stringify(launch.args),
+        JSON.stringify(launch.env),
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    await new Promise<void>((resolve) => worker.stdout.once("data", () => resolve()));
+    const sleepers = async () => {
+      const found: number[] = [];
+      for (const entry of await readdir("/proc")) {
+        if (!/^\d+$/.test(entry)) continue;
+        const cmdline = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
+        const status = await readFile(`/proc/${entry}/status`, "utf8").catch(() => "");
+        if (
+          cmdline === "/bin/sleep\u0000617\u0000" &&
+          new RegExp(`^Uid:\\s+${uid}\\b`, "m").test(status)
+        )
+          found.push(Number(entry));
+      }
+      return found;
+    };
+    for (let i = 0; i < 50 && (await sleepers()).length === 0; i++) await delay(100);
+    expect(await sleepers()).toHaveLength(1);
+    worker.kill("SIGKILL");
+    let left = await sleepers();
+    for (let i = 0; i < 50 && left.length > 0; i++) {
+      await delay(100);
+      left = await sleepers();
+    }
+    expect(left).toEqual([]);
   });
 
   it("keeps the function's variables out of every step that runs as root", async () => {

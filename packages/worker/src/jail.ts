@@ -370,6 +370,8 @@ export async function jailLaunch(tools: JailTools, spec: JailSpec): Promise<Jail
     init,
     "gust-sandbox-init",
   ];
+  // A worker killed outright (SIGKILL, OOM) runs no clean-up: bubblewrap, whose parent it
+  // is (every step before execs), takes the sandbox down with it (--die-with-parent).
   const chain =
     spec.netnsPath === undefined
       ? inside
