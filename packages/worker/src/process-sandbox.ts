@@ -54,7 +54,7 @@ import { SandboxProcess } from "./sandbox-process.js";
 import { JAIL_RUNTIME_API, JailPaths, jailLaunch, writeJailIdentity } from "./jail.js";
 import type { JailTools } from "./jail.js";
 import type { SandboxCgroup } from "./cgroup/index.js";
-import { IdleFreezer, killGroupNow } from "./idle-freeze.js";
+import { IdleFreezer, MemoryPeakReader, killGroupNow } from "./idle-freeze.js";
 import { Signal, delay } from "./signal.js";
 
 /** How long a dying runtime gets to have its last output read. */
@@ -141,6 +141,8 @@ export class ProcessSandbox implements Sandbox {
   #closing: Promise<void> | undefined;
   /** Freezes the sandbox's control group between invocations. */
   readonly #freezer: IdleFreezer | undefined;
+  /** The control group's memory peak, for REPORT. */
+  readonly #peak: MemoryPeakReader | undefined;
 
   private constructor(spec: ProcessSandboxSpec) {
     this.id = spec.id;
@@ -165,6 +167,7 @@ export class ProcessSandbox implements Sandbox {
     this.#target = spec.function?.target;
     const cgroup = spec.jail?.cgroup;
     this.#freezer = cgroup ? new IdleFreezer(cgroup, this.#logger) : undefined;
+    this.#peak = cgroup ? new MemoryPeakReader(cgroup) : undefined;
   }
 
   /** Prepare directories and code, start the Runtime API, spawn the runtime. */
@@ -591,7 +594,7 @@ export class ProcessSandbox implements Sandbox {
     if (run.answered && !this.#exitSignal.settled) await watchdog?.sample().catch(() => undefined);
     // With a control group, the kernel's peak for the whole tree since the sandbox started,
     // the figure its MemorySize is enforced against.
-    const cgroupPeakBytes = await this.#spec.jail?.cgroup?.memoryPeakBytes().catch(() => undefined);
+    const cgroupPeakBytes = this.#peak?.bytes();
     for (const line of verdict.logLines) this.#log.platform(line);
     // Output written before the runtime posted its result may still sit in the pipe;
     // a healthy runtime asks for its next invocation right after, a dying one closes it.
@@ -631,6 +634,7 @@ export class ProcessSandbox implements Sandbox {
 
   async #dispose(): Promise<void> {
     this.#freezer?.close();
+    this.#peak?.close();
     this.#api?.abandon();
     const cgroup = this.#spec.jail?.cgroup;
     // A frozen process dies only once thawed: the group's kill thaws, then waits until it is empty.
