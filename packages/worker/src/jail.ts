@@ -34,10 +34,10 @@
  *   env -i -S "$(cat /run/gust/launch)"                            → exec
  */
 import { execFile } from "node:child_process";
-import { constants } from "node:fs";
-import { access, chown, lstat, writeFile } from "node:fs/promises";
+import { chown, lstat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
+import { findTool } from "./network/commands.js";
 
 const run = promisify(execFile);
 
@@ -95,21 +95,6 @@ const ETC_ENTRIES = [
   "/etc/localtime",
   "/etc/mime.types",
 ];
-
-const TOOL_DIRS = ["/usr/bin", "/bin", "/usr/sbin", "/sbin"];
-
-async function findTool(name: string): Promise<string | undefined> {
-  for (const dir of TOOL_DIRS) {
-    const candidate = path.join(dir, name);
-    try {
-      await access(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // Not here.
-    }
-  }
-  return undefined;
-}
 
 let detected: Promise<JailSupport> | undefined;
 
