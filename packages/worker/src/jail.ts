@@ -34,7 +34,7 @@
  *   env -i -S "$(cat /run/gust/launch)"                            → exec
  */
 import { execFile } from "node:child_process";
-import { chown, lstat, writeFile } from "node:fs/promises";
+import { chown, lstat, readlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { findTool } from "./network/commands.js";
@@ -182,7 +182,6 @@ function systemBinds(): Promise<string[]> {
       const kind = await kindOf(dir);
       if (kind === "dir") args.push("--ro-bind", dir, dir);
       else if (kind === "link") {
-        const { readlink } = await import("node:fs/promises");
         args.push("--symlink", await readlink(dir), dir);
       }
     }
@@ -236,11 +235,6 @@ export interface JailLaunch {
   command: string;
   args: string[];
   env: Record<string, string>;
-}
-
-/** Shell-quote one word for /bin/sh. */
-export function shellQuote(word: string): string {
-  return `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
 /**

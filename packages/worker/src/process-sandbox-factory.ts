@@ -21,15 +21,15 @@ import { CgroupTree, DEFAULT_CPU_WEIGHT, LAMBDA_PIDS_MAX } from "./cgroup/index.
 import type { CgroupSupport } from "./cgroup/index.js";
 import { SandboxNetworks, detectNetworkIsolation, sandboxResolvConf } from "./network/index.js";
 import type { SandboxNetworkOptions } from "./network/index.js";
-
-/** How often a worker checks that its sandboxes' firewall chains are still installed. */
-const FIREWALL_CHECK_MS = 30_000;
 import { nodeHeapLimitMb } from "./sandbox-environment.js";
 import { SlotAllocator, killProcessesOfUids } from "./sandbox-isolation.js";
 import { leaseUidBlock, UID_BLOCK_SIZE, type UidLease } from "./uid-lease.js";
 import { installNodeRuntime, nodeRuntimeFilesFor } from "./runtime-files.js";
 import type { InstalledRuntime, NodeRuntimeFiles } from "./runtime-files.js";
 import { RuntimeUnavailableError, runtimeVersionOf } from "./runtime-version.js";
+
+/** How often a worker checks that its sandboxes' firewall chains are still installed. */
+const FIREWALL_CHECK_MS = 30_000;
 
 export interface ProcessSandboxFactoryOptions {
   baseDir: string;
