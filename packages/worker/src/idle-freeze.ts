@@ -7,8 +7,6 @@
  * free of the freeze's cost (a few writes to the cgroup filesystem) and lets
  * the runtime's last output and its next poll arrive first.
  */
-import { closeSync, openSync, readFileSync, readSync, writeFileSync } from "node:fs";
-import path from "node:path";
 import type { Logger } from "@gust/telemetry";
 import type { SandboxCgroup } from "./cgroup/index.js";
 
@@ -30,10 +28,6 @@ export class IdleFreezer {
     this.#group = group;
     this.#logger = logger;
     this.#delayMs = delayMs;
-  }
-
-  get frozen(): boolean {
-    return this.#state === "frozen";
   }
 
   /** The sandbox has nothing to do: freeze it unless work arrives first. */
@@ -73,90 +67,5 @@ export class IdleFreezer {
         this.#state = "running";
       },
     );
-  }
-}
-
-/**
- * Thaw a group and SIGKILL every process in it, synchronously: for a worker
- * that is exiting now and cannot wait (its groups are removed by the next
- * worker of the same uid block; see CgroupTree.removeStale).
- */
-export function killGroupNow(group: SandboxCgroup): void {
-  for (const dir of group.directories) {
-    for (const [file, value] of [
-      ["freezer.state", "THAWED"],
-      ["cgroup.freeze", "0"],
-    ] as const) {
-      try {
-        writeFileSync(path.join(dir, file), value);
-      } catch {
-        // Not this hierarchy's file, or already gone.
-      }
-    }
-  }
-  for (const file of group.procsFiles) {
-    let pids: string[];
-    try {
-      pids = readFileSync(file, "utf8").split("\n");
-    } catch {
-      continue;
-    }
-    for (const pid of pids) {
-      if (pid === "") continue;
-      try {
-        process.kill(Number(pid), "SIGKILL");
-      } catch {
-        // Exited meanwhile.
-      }
-    }
-  }
-}
-
-/**
- * The group's memory peak, read synchronously through a descriptor kept open
- * (one pread of a few bytes): REPORT's Max Memory Used is read after every
- * invocation, and the next invocation waits for the last one's log, so an
- * asynchronous open-read-close there halved a worker's throughput.
- * v1: memory.max_usage_in_bytes; v2: memory.peak (kernel 5.19+), else
- * memory.current. Undefined when the file cannot be read.
- */
-export class MemoryPeakReader {
-  readonly #fd: number | undefined;
-  readonly #buffer = Buffer.alloc(32);
-
-  constructor(group: SandboxCgroup) {
-    const dir = group.directories[0];
-    let fd: number | undefined;
-    const files =
-      group.version === 1 ? ["memory.max_usage_in_bytes"] : ["memory.peak", "memory.current"];
-    for (const file of files) {
-      if (dir === undefined || fd !== undefined) break;
-      try {
-        fd = openSync(path.join(dir, file), "r");
-      } catch {
-        // Not on this kernel: try the next.
-      }
-    }
-    this.#fd = fd;
-  }
-
-  bytes(): number | undefined {
-    if (this.#fd === undefined) return undefined;
-    try {
-      const read = readSync(this.#fd, this.#buffer, 0, this.#buffer.length, 0);
-      const value = Number(this.#buffer.toString("latin1", 0, read).trim());
-      return Number.isFinite(value) ? value : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
-  close(): void {
-    if (this.#fd === undefined) return;
-    try {
-      closeSync(this.#fd);
-    } catch {
-      // Already closed.
-    }
   }
 }

@@ -9,6 +9,7 @@
  * invocation.
  */
 import { closeSync, openSync, readSync } from "node:fs";
+import { PreadFile } from "./pread-file.js";
 import { readFile, readdir } from "node:fs/promises";
 
 export const WATCHDOG_ACTIVE_INTERVAL_MS = 100;
@@ -64,40 +65,28 @@ function residentPages(statm: string): number | undefined {
 
 /** One process's RSS through its statm file, kept open. */
 class StatmReader {
-  readonly #fd: number;
-  readonly #buffer = Buffer.alloc(128);
+  readonly #file: PreadFile;
 
-  private constructor(fd: number) {
-    this.#fd = fd;
+  private constructor(file: PreadFile) {
+    this.#file = file;
   }
 
   static open(pid: number): StatmReader | undefined {
-    try {
-      return new StatmReader(openSync(`/proc/${pid}/statm`, "r"));
-    } catch {
-      return undefined;
-    }
+    const file = PreadFile.open(`/proc/${pid}/statm`);
+    return file === undefined ? undefined : new StatmReader(file);
   }
 
   /** RSS in bytes; undefined once the process is gone. */
   read(): number | undefined {
-    let length: number;
-    try {
-      length = readSync(this.#fd, this.#buffer, 0, this.#buffer.length, 0);
-    } catch {
-      return undefined;
-    }
+    const text = this.#file.text();
+    if (text === undefined) return undefined;
     // A zombie's statm is all zeros: it holds no memory any more.
-    const pages = residentPages(this.#buffer.toString("latin1", 0, length));
+    const pages = residentPages(text);
     return pages === undefined ? undefined : pages * pageSize();
   }
 
   close(): void {
-    try {
-      closeSync(this.#fd);
-    } catch {
-      // Already closed.
-    }
+    this.#file.close();
   }
 }
 

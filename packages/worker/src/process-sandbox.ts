@@ -53,8 +53,9 @@ import type { SandboxIdentity } from "./sandbox-isolation.js";
 import { SandboxProcess } from "./sandbox-process.js";
 import { JAIL_RUNTIME_API, JailPaths, jailLaunch, writeJailIdentity } from "./jail.js";
 import type { JailTools } from "./jail.js";
+import { MemoryPeakReader, killGroupNow } from "./cgroup/index.js";
 import type { SandboxCgroup } from "./cgroup/index.js";
-import { IdleFreezer, MemoryPeakReader, killGroupNow } from "./idle-freeze.js";
+import { IdleFreezer } from "./idle-freeze.js";
 import { Signal, delay } from "./signal.js";
 
 /** How long a dying runtime gets to have its last output read. */

@@ -64,6 +64,7 @@ export {
   JOIN_FAILED_EXIT_CODE,
 } from "./join-script.js";
 export { CgroupError } from "./errors.js";
+export { MemoryPeakReader, killGroupNow } from "./sync-access.js";
 
 export type { CgroupSupport, CgroupVersion, CgroupHierarchy, CgroupMount } from "./detect.js";
 export type { CgroupTreeOptions } from "./cgroup-tree.js";
