@@ -24,13 +24,22 @@
  * bench/out/noisy-<date>.md, the data to bench/out/noisy-<date>.json.
  *
  * Options (environment), defaults in parentheses:
- *   BENCH_NOISY_MODES (jail,no-jail)         isolation modes, in this order
+ *   BENCH_NOISY_MODES (jail,jail-shared,no-jail)
+ *                                            isolation modes, in this order: jailed
+ *                                            with Lambda's CPU model (the default),
+ *                                            jailed with --sandbox-cpu=shared, not jailed
  *   BENCH_NOISY_KINDS (node,bash-escape)     noisy phases
  *   BENCH_NOISY_CLIENTS (4)                  the victim's closed-loop clients
  *   BENCH_NOISY_SPINNERS (4)                 the noisy tenant's spinning handlers
  *   BENCH_NOISY_SPIN_MS (5000)               each spinning invocation
  *   BENCH_NOISY_CELL_MS (12000)              each measurement, after…
- *   BENCH_NOISY_WARMUP_MS (1000)             …this much load not counted
+ *   BENCH_NOISY_WARMUP_MS (5000)             …this much load not counted (after 1 s
+ *                                            the no-op victim's p99 alone was still
+ *                                            2–3× what it was at the end of the run)
+ *   BENCH_NOISY_VICTIM_MB (1769)             the victim's MemorySize: one vCPU under
+ *                                            Lambda's model, so it is never held
+ *                                            back by its own cap on 2 cores
+ *   BENCH_NOISY_SPINNER_MB (128)             the spinners' MemorySize (Lambda's default)
  *   BENCH_NOISY_DEV_ARGS ()                  more flags for `gust dev`, space-separated
  *                                            (e.g. "--dispatch-slots=0")
  */
@@ -85,7 +94,9 @@ const CLIENTS = envInteger("BENCH_NOISY_CLIENTS", 4, 1);
 const SPINNERS = envInteger("BENCH_NOISY_SPINNERS", 4, 1);
 const SPIN_MS = envInteger("BENCH_NOISY_SPIN_MS", 5000, 100);
 const CELL_MS = envInteger("BENCH_NOISY_CELL_MS", 12_000, 1000);
-const WARMUP_MS = envInteger("BENCH_NOISY_WARMUP_MS", 1000, 0);
+const WARMUP_MS = envInteger("BENCH_NOISY_WARMUP_MS", 5000, 0);
+const VICTIM_MB = envInteger("BENCH_NOISY_VICTIM_MB", 1769, 128);
+const SPINNER_MB = envInteger("BENCH_NOISY_SPINNER_MB", 128, 128);
 const DEV_ARGS = (process.env["BENCH_NOISY_DEV_ARGS"] ?? "").split(/\s+/).filter(Boolean);
 /** Once every lane's first spinning invocation has begun, this long before measuring. */
 const SPIN_UP_MS = 1000;
@@ -220,10 +231,10 @@ async function measureCell(
 async function runMode(mode: ModeName, progress: Progress): Promise<ModeRun> {
   progress.step(`${MODE_LABELS[mode]}: starting gust dev, two tenants`);
   const dev = await startTwoTenantDev({
-    jail: mode === "jail",
+    jail: mode !== "no-jail",
     pool: 2,
     maxSandboxes: 40,
-    extraArgs: DEV_ARGS,
+    extraArgs: [...(mode === "jail-shared" ? ["--sandbox-cpu=shared"] : []), ...DEV_ARGS],
   });
   const cells: Cell[] = [];
   const noisy: NoisyPhase[] = [];
@@ -238,11 +249,11 @@ async function runMode(mode: ModeName, progress: Progress): Promise<ModeRun> {
     );
     // The victim's further sandboxes start during each cell's warm-up.
     for (const handler of VICTIM_HANDLER_NAMES) {
-      await createFunction(dev.victim, victimFunction(handler));
+      await createFunction(dev.victim, victimFunction(handler, VICTIM_MB));
       await invokeJson(dev.victim, handler, {});
     }
     for (const kind of KINDS) {
-      const spec = noisyFunction(kind, SPIN_MS);
+      const spec = noisyFunction(kind, SPIN_MS, SPINNER_MB);
       await createFunction(dev.noisy, spec);
       // Every spinner's sandbox started now, so that a phase spins from its first second:
       // overlapping invocations, each long enough that none can reuse another's sandbox.
@@ -252,11 +263,12 @@ async function runMode(mode: ModeName, progress: Progress): Promise<ModeRun> {
     }
     progress.done();
     const phases: PhaseName[] = ["alone", ...KINDS, "after"];
+    // While the run goes on, ratios to the first cell alone; at the end, to the lower of both.
     const baseline = new Map<VictimHandler, number>();
     for (const phase of phases) {
       const kind = phase === "alone" || phase === "after" ? undefined : phase;
       const spinning = kind
-        ? new SpinningTenant(dev.noisy, noisyFunction(kind, SPIN_MS).name)
+        ? new SpinningTenant(dev.noisy, noisyFunction(kind, SPIN_MS, SPINNER_MB).name)
         : undefined;
       if (spinning) await spinning.start(SPINNERS);
       const watch = kind === "bash-escape" ? new EscapeWatch() : undefined;
@@ -303,6 +315,13 @@ async function runMode(mode: ModeName, progress: Progress): Promise<ModeRun> {
         );
       }
     }
+    for (const handler of VICTIM_HANDLER_NAMES) {
+      const alone = cells.filter(
+        (cell) => cell.handler === handler && (cell.phase === "alone" || cell.phase === "after"),
+      );
+      const lowest = Math.min(...alone.map((cell) => cell.p99Ms));
+      for (const cell of cells) if (cell.handler === handler) cell.p99Ratio = cell.p99Ms / lowest;
+    }
   } finally {
     tree = await processTree(dev.pid);
     await dev.stop();
@@ -337,6 +356,8 @@ async function main(): Promise<void> {
     cellMs: CELL_MS,
     warmupMs: WARMUP_MS,
     devArgs: DEV_ARGS,
+    victimMemoryMb: VICTIM_MB,
+    spinnerMemoryMb: SPINNER_MB,
   };
   const text = noisyReport({ date, loadAtStart, loadAtEnd, settings, runs });
   const outDir = fileURLToPath(new URL("../out/", import.meta.url));

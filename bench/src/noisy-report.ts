@@ -16,7 +16,7 @@ import {
 } from "./noisy-tenants.js";
 import { machineLine } from "./proc.js";
 
-export const MODE_NAMES = ["jail", "no-jail"] as const;
+export const MODE_NAMES = ["jail", "jail-shared", "no-jail"] as const;
 export type ModeName = (typeof MODE_NAMES)[number];
 
 export interface NoisySettings {
@@ -29,10 +29,13 @@ export interface NoisySettings {
   warmupMs: number;
   /** Flags given to `gust dev` beyond the benchmark's own. */
   devArgs: string[];
+  victimMemoryMb: number;
+  spinnerMemoryMb: number;
 }
 
 export const MODE_LABELS: Record<ModeName, string> = {
-  jail: "jailed (control groups)",
+  jail: "jailed, Lambda's CPU model (default)",
+  "jail-shared": "jailed, --sandbox-cpu=shared",
   "no-jail": "not jailed (--no-jail)",
 };
 
@@ -69,7 +72,11 @@ export interface Cell {
   p90Ms: number;
   p99Ms: number;
   maxMs: number;
-  /** p99 over the same handler's baseline in the same mode. */
+  /**
+   * p99 over the same handler's baseline in the same mode: the lower p99 of
+   * the two cells alone (before and after), so a baseline that was still
+   * warming up cannot flatter the ratio.
+   */
   p99Ratio: number;
   cpu: CpuUse;
   loadAverage: string;
@@ -167,7 +174,8 @@ export function noisyReport({ date, loadAtStart, loadAtEnd, settings, runs }: No
     `Isolation as the worker logged it: ${runs.map((run) => `${MODE_LABELS[run.mode]}: ${describeIsolation(run.isolation)}`).join("; ")}.`,
     "",
     `The victim: ${clients} closed-loop clients (autocannon), ${fmtInt(cellMs / 1000)} s per cell after ${fmtInt(warmupMs)} ms of warm-up. ` +
-      `The noisy tenant: ${spinners} handlers spinning ${fmtInt(spinMs)} ms each, re-invoked as soon as they return.` +
+      `The noisy tenant: ${spinners} handlers spinning ${fmtInt(spinMs)} ms each, re-invoked as soon as they return. ` +
+      `MemorySize: victim ${fmtInt(settings.victimMemoryMb)} MB, spinners ${fmtInt(settings.spinnerMemoryMb)} MB.` +
       (settings.devArgs.length === 0 ? "" : ` gust dev given ${settings.devArgs.join(" ")}.`),
     "",
   ];
@@ -194,7 +202,7 @@ export function noisyReport({ date, loadAtStart, loadAtEnd, settings, runs }: No
     summaryRows.push(row);
   }
   lines.push(
-    "Victim p99 alone → with the noisy tenant, ms (× alone):",
+    "Victim p99 alone → with the noisy tenant, ms (× alone; alone is the lower p99 of the cells before and after):",
     "",
     markdownTable(
       ["victim", "noisy tenant", ...settings.modes.map((mode) => MODE_LABELS[mode])],

@@ -97,11 +97,13 @@ export interface FunctionSpec {
   handler: string;
   files: Array<{ path: string; data: string; mode?: number }>;
   timeoutSeconds: number;
+  memoryMb: number;
 }
 
-export function victimFunction(name: VictimHandler): FunctionSpec {
+export function victimFunction(name: VictimHandler, memoryMb: number): FunctionSpec {
   return {
     name,
+    memoryMb,
     runtime: "nodejs20.x",
     handler: "index.handler",
     files: [{ path: "index.mjs", data: VICTIM_HANDLERS[name] }],
@@ -109,11 +111,12 @@ export function victimFunction(name: VictimHandler): FunctionSpec {
   };
 }
 
-export function noisyFunction(kind: NoisyKind, spinMs: number): FunctionSpec {
+export function noisyFunction(kind: NoisyKind, spinMs: number, memoryMb: number): FunctionSpec {
   const timeoutSeconds = Math.ceil(spinMs / 1000) + 10;
   return kind === "node"
     ? {
         name: "spin-node",
+        memoryMb,
         runtime: "nodejs20.x",
         handler: "index.handler",
         files: [{ path: "index.mjs", data: NODE_SPINNER }],
@@ -121,6 +124,7 @@ export function noisyFunction(kind: NoisyKind, spinMs: number): FunctionSpec {
       }
     : {
         name: "spin-bash-escape",
+        memoryMb,
         runtime: "provided.al2023",
         handler: "function.handler",
         files: [
@@ -140,7 +144,7 @@ export async function createFunction(endpoint: GustEndpoint, spec: FunctionSpec)
       Handler: spec.handler,
       Role: "arn:aws:iam::000000000000:role/bench",
       Timeout: spec.timeoutSeconds,
-      MemorySize: 128,
+      MemorySize: spec.memoryMb,
       Code: { ZipFile: Buffer.from(zip).toString("base64") },
     }),
   );

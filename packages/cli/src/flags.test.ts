@@ -17,6 +17,14 @@ describe("command-line flags", () => {
     expect(
       sandboxOptions({ "no-egress": true, "deny-cidr": ["10.0.0.0/8", "192.168.1.7"] }),
     ).toEqual({ egress: false, denyCidrs: ["10.0.0.0/8", "192.168.1.7"] });
+    expect(sandboxOptions({ "sandbox-cpu": "shared" })).toEqual({ sandboxCpu: "shared" });
+    expect(sandboxOptions({ "sandbox-cpu": "memory" })).toEqual({ sandboxCpu: "memory" });
+  });
+
+  it("refuses a CPU model it does not know", () => {
+    expect(() => sandboxOptions({ "sandbox-cpu": "fair" })).toThrow(
+      "--sandbox-cpu must be memory or shared, got fair",
+    );
   });
 
   it("refuses what is not a non-negative integer, naming the flag", () => {

@@ -3,7 +3,8 @@
  * flags that `gust dev` and `gust worker` share.
  */
 import { ConfigError } from "@gust/protocol";
-import type { WorkerOptions } from "@gust/worker";
+import { SandboxCpuModels } from "@gust/worker";
+import type { SandboxCpuModel, WorkerOptions } from "@gust/worker";
 
 export function integer(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
@@ -22,11 +23,12 @@ export interface SandboxFlags {
   "no-jail"?: boolean | undefined;
   "no-egress"?: boolean | undefined;
   "deny-cidr"?: string[] | undefined;
+  "sandbox-cpu"?: string | undefined;
 }
 
 /**
  * `--max-sandboxes`, `--pool`, `--dispatch-slots`, `--trust-tenants` and
- * `--no-jail`, `--no-egress` and `--deny-cidr` as a worker's options; absent
+ * `--no-jail`, `--no-egress`, `--deny-cidr` and `--sandbox-cpu` as a worker's options; absent
  * ones keep their defaults.
  */
 export function sandboxOptions(values: SandboxFlags): WorkerOptions {
@@ -43,5 +45,15 @@ export function sandboxOptions(values: SandboxFlags): WorkerOptions {
     ...(values["deny-cidr"] === undefined || values["deny-cidr"].length === 0
       ? {}
       : { denyCidrs: values["deny-cidr"] }),
+    ...(values["sandbox-cpu"] === undefined
+      ? {}
+      : { sandboxCpu: sandboxCpuModel(values["sandbox-cpu"]) }),
   };
+}
+
+function sandboxCpuModel(value: string): SandboxCpuModel {
+  const model = SandboxCpuModels.find((name) => name === value);
+  if (model === undefined)
+    throw new ConfigError(`--sandbox-cpu must be ${SandboxCpuModels.join(" or ")}, got ${value}`);
+  return model;
 }

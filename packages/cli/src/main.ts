@@ -59,6 +59,9 @@ const USAGE = `Usage: gust <command> [options]
                  jailed sandboxes reach the world, never the host, link-local addresses
                  or --deny-cidr CIDR (repeatable: where NATS and the frontends live);
                  --no-egress gives them loopback only; a tenant's "egress": "deny" too
+                 --sandbox-cpu memory|shared: memory (default, Lambda's model) caps each
+                 sandbox at MemorySize / 1,769 MB of a CPU after its init; shared lets
+                 functions use idle CPU; either way each tenant gets an equal weight
   coordinator  load tenants into a fleet           --nats URL --tenants FILE
                  the tenants file must be private (chmod 600 FILE) or it is refused;
                  --allow-readable-tenants-file loads it anyway, with a warning
@@ -121,6 +124,7 @@ const OPTIONS = {
   "no-jail": { type: "boolean" },
   "no-egress": { type: "boolean" },
   "deny-cidr": { type: "string", multiple: true },
+  "sandbox-cpu": { type: "string" },
   "health-port": { type: "string" },
   frontends: { type: "string" },
   workers: { type: "string" },

@@ -21,7 +21,7 @@ export {
 } from "./options.js";
 export { detectJail, JAIL_OPEN_FILES, JAIL_RUNTIME_API } from "./jail.js";
 export { decideIsolation, IsolationLevels } from "./isolation.js";
-export { detectCgroups } from "./cgroup/index.js";
+export { detectCgroups, SandboxCpuModels } from "./cgroup/index.js";
 export { CodeUnavailableError, codeSha256Of } from "./code-cache.js";
 export { ProcessSandboxFactory } from "./process-sandbox-factory.js";
 export { defaultNodeRuntimeFiles, nodeRuntimeFilesFor } from "./runtime-files.js";
@@ -44,5 +44,6 @@ export type { PoolStats, RuntimeVersionPoolStats } from "./sandbox-pool.js";
 export type { ProcessSandboxFactoryOptions } from "./process-sandbox-factory.js";
 export type { NodeRuntimeFiles } from "./runtime-files.js";
 export type { JailSupport } from "./jail.js";
+export type { SandboxCpuModel } from "./cgroup/index.js";
 export type { Isolation, IsolationLevel } from "./isolation.js";
 export type { CgroupSupport } from "./cgroup/index.js";

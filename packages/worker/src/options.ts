@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import os from "node:os";
 import { ConfigError, isSubjectToken } from "@gust/protocol";
 import { DEFAULT_DISPATCH_HOLD_MS, DISPATCH_SLOTS_PER_CORE } from "./dispatch-window.js";
+import type { SandboxCpuModel } from "./cgroup/index.js";
 
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
 /** Lambda keeps an idle execution environment for minutes; five is a common observation. */
@@ -91,6 +92,13 @@ export interface WorkerOptions {
    * @default []
    */
   denyCidrs?: string[];
+  /**
+   * How jailed sandboxes share the CPU: `memory` (Lambda's model) caps each at
+   * MemorySize / 1,769 MB of a CPU after its init, on top of equal weights per
+   * tenant; `shared` keeps the weights only, so a function may use idle CPU
+   * beyond its share. `--sandbox-cpu`. @default "memory"
+   */
+  sandboxCpu?: SandboxCpuModel;
   /** Where sandbox links' addresses come from, one /30 each. @default "10.213.0.0/16" */
   sandboxAddressPool?: string;
 }
@@ -114,6 +122,7 @@ export interface ResolvedWorkerOptions {
   ephemeralStorageMb: number;
   egress: boolean;
   denyCidrs: string[];
+  sandboxCpu: SandboxCpuModel;
   sandboxAddressPool: string | undefined;
 }
 
@@ -200,6 +209,7 @@ export function resolveWorkerOptions(options: WorkerOptions = {}): ResolvedWorke
     ),
     egress: options.egress ?? true,
     denyCidrs: [...(options.denyCidrs ?? [])],
+    sandboxCpu: options.sandboxCpu ?? "memory",
     sandboxAddressPool: options.sandboxAddressPool,
   };
 }

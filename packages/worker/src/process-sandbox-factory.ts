@@ -17,8 +17,13 @@ import { ProcessSandbox } from "./process-sandbox.js";
 import type { ProcessSandboxSpec } from "./process-sandbox.js";
 import type { Sandbox, SandboxFactory } from "./sandbox.js";
 import type { JailTools } from "./jail.js";
-import { CgroupTree, DEFAULT_CPU_WEIGHT, LAMBDA_PIDS_MAX } from "./cgroup/index.js";
-import type { CgroupSupport } from "./cgroup/index.js";
+import {
+  CgroupTree,
+  DEFAULT_CPU_WEIGHT,
+  LAMBDA_PIDS_MAX,
+  cpuCoresForMemory,
+} from "./cgroup/index.js";
+import type { CgroupSupport, SandboxCpuModel } from "./cgroup/index.js";
 import { SandboxNetworks, detectNetworkIsolation, sandboxResolvConf } from "./network/index.js";
 import type { SandboxNetworkOptions } from "./network/index.js";
 import { nodeHeapLimitMb } from "./sandbox-environment.js";
@@ -67,6 +72,13 @@ export interface ProcessSandboxFactoryOptions {
     cgroups?: CgroupSupport;
     /** Each sandbox slot's network namespace and its egress (network/); absent: loopback only. */
     network?: Omit<SandboxNetworkOptions, "workerTag">;
+    /**
+     * How sandboxes share the CPU (with control groups): `memory`, Lambda's
+     * model, caps each at MemorySize / 1,769 MB of a CPU once its init is done,
+     * on top of equal weights per tenant; `shared` uses the weights alone, so
+     * idle CPU goes to whoever wants it. @default "memory"
+     */
+    cpu?: SandboxCpuModel;
   };
   logger: Logger;
 }
@@ -293,11 +305,17 @@ export class ProcessSandboxFactory implements SandboxFactory {
       const cgroup =
         this.#cgroups === undefined
           ? undefined
-          : await this.#cgroups.create(id, {
-              memoryBytes: spec.memoryLimitMb * 1024 * 1024,
-              pidsMax: LAMBDA_PIDS_MAX,
-              cpuWeight: DEFAULT_CPU_WEIGHT,
-            });
+          : await this.#cgroups.create(
+              id,
+              {
+                memoryBytes: spec.memoryLimitMb * 1024 * 1024,
+                pidsMax: LAMBDA_PIDS_MAX,
+                cpuWeight: DEFAULT_CPU_WEIGHT,
+              },
+              spec.function?.target.tenantId,
+            );
+      const cgroups = this.#cgroups;
+      const cpuModel = options.jail?.cpu ?? "memory";
       started = await ProcessSandbox.start({
         ...spec,
         id,
@@ -316,7 +334,14 @@ export class ProcessSandboxFactory implements SandboxFactory {
               jail: {
                 tools: options.jail.tools,
                 tmpBytes: options.jail.tmpBytes,
-                ...(cgroup === undefined ? {} : { cgroup }),
+                ...(cgroup === undefined || cgroups === undefined
+                  ? {}
+                  : {
+                      cgroup,
+                      assignTenant: (tenantId: string) => cgroups.assignTenant(cgroup, tenantId),
+                      cpuCores: (memoryMb: number) =>
+                        cpuModel === "memory" ? cpuCoresForMemory(memoryMb) : undefined,
+                    }),
                 ...(network === undefined ? {} : { netnsPath: network.netnsPath }),
                 ...(network?.egress === true && this.#resolvConf !== undefined
                   ? { resolvConf: this.#resolvConf }

@@ -110,6 +110,13 @@ export interface SandboxJail {
   resolvConf?: string;
   /** Take the sandbox's link to the world away (its function's tenant is denied egress). */
   denyEgress?: () => Promise<void>;
+  /** Put a pre-initialized sandbox's CPU under its tenant's group (CgroupTree.assignTenant). */
+  assignTenant?: (tenantId: string) => Promise<void>;
+  /**
+   * The CPU cap, in cores, for a function of `memoryMb` once its init is
+   * done (Lambda's model: MemorySize / 1,769 MB); undefined: no cap, weights only.
+   */
+  cpuCores?: (memoryMb: number) => number | undefined;
 }
 
 export class ProcessSandbox implements Sandbox {
@@ -137,6 +144,7 @@ export class ProcessSandbox implements Sandbox {
   #nextPoll = new Signal<void>();
   #interruption: Signal<Interruption> | undefined;
   #currentRequestId: string | undefined;
+  #cpuCapped = false;
   #disposing: Promise<void> | undefined;
   /** The last invocation's log, closing after its caller was answered. */
   #closing: Promise<void> | undefined;
@@ -212,7 +220,9 @@ export class ProcessSandbox implements Sandbox {
     if (this.#process?.watchdog) this.#process.watchdog.limitMb = target.memoryMb;
     // Before the tenant's code loads: a tenant denied egress keeps loopback only.
     if (target.egress === "deny") await this.#spec.jail?.denyEgress?.();
-    // The kernel's bound, for the runtime and everything it starts, before the function loads.
+    // Its tenant's CPU share, and the kernel's memory bound for the runtime and everything
+    // it starts, before the function loads.
+    await this.#spec.jail?.assignTenant?.(target.tenantId);
     await this.#spec.jail?.cgroup?.setMemoryLimit(target.memoryMb * 1024 * 1024);
     if (!this.#api) throw new GustError(`sandbox ${this.id} is not running`, "sandbox-exited");
     this.#initStartedAt = performance.now();
@@ -236,6 +246,7 @@ export class ProcessSandbox implements Sandbox {
     }
     this.#currentRequestId = invocation.requestId;
     await this.#freezer?.wake();
+    if (!this.#cpuCapped) await this.#capCpu(target);
     try {
       return await this.#invoke(api, target, invocation);
     } catch (error) {
@@ -243,6 +254,23 @@ export class ProcessSandbox implements Sandbox {
       throw error;
     } finally {
       this.#freezer?.idle();
+    }
+  }
+
+  /**
+   * Before the first invocation, once init is done: init runs at full speed
+   * (as Lambda's does), invocations within the function's share of a CPU.
+   */
+  async #capCpu(target: InvokeTarget): Promise<void> {
+    this.#cpuCapped = true;
+    const jail = this.#spec.jail;
+    const cores = jail?.cpuCores?.(target.memoryMb);
+    if (cores === undefined || jail?.cgroup === undefined) return;
+    try {
+      await jail.cgroup.setCpuLimit(cores);
+    } catch (error) {
+      // Weights still share the CPU by tenant; the cap is what is missing.
+      this.#logger.warn("could not cap a sandbox's CPU", { error, sandbox: this.id, cores });
     }
   }
 

@@ -133,6 +133,7 @@ export async function startWorker(options: WorkerOptions, deps: WorkerDeps): Pro
                 tools: isolation.jailTools,
                 tmpBytes: resolved.ephemeralStorageMb * 1024 * 1024,
                 ...(isolation.cgroups === undefined ? {} : { cgroups: isolation.cgroups }),
+                cpu: resolved.sandboxCpu,
                 network: {
                   egress: resolved.egress,
                   denyCidrs: resolved.denyCidrs,

@@ -14,6 +14,7 @@
  * them; its successor (same worker name) removes them with removeStale
  * before handing out uids again.
  */
+import { createHash } from "node:crypto";
 import path from "node:path";
 import {
   childGroups,
@@ -26,7 +27,7 @@ import {
 import { V1_CONTROLLERS, V2_CONTROLLERS } from "./detect.js";
 import type { CgroupSupport, CgroupVersion, V1Controller } from "./detect.js";
 import { CgroupError } from "./errors.js";
-import { limitWrites } from "./limits.js";
+import { DEFAULT_CPU_WEIGHT, cpuWeightWrite, limitWrites } from "./limits.js";
 import type { CgroupLimits } from "./limits.js";
 import {
   DEFAULT_FREEZE_WAIT_MS,
@@ -40,6 +41,18 @@ import { V2SandboxCgroup } from "./v2-sandbox-cgroup.js";
 
 /** The directory under each hierarchy's parent that holds every worker's groups. */
 export const GUST_GROUP = "gust";
+/** A tenant's group under the worker's starts with this; sandbox ids never do. */
+export const TENANT_GROUP_PREFIX = "tenant-";
+
+/**
+ * The directory name of a tenant's group: its id when that is a plain name,
+ * else a digest of it (tenant ids are the operator's, any string).
+ */
+export function tenantGroupName(tenantId: string): string {
+  return /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$/.test(tenantId)
+    ? `${TENANT_GROUP_PREFIX}${tenantId}`
+    : `${TENANT_GROUP_PREFIX}h${createHash("sha256").update(tenantId).digest("hex").slice(0, 32)}`;
+}
 
 export interface CgroupTreeOptions {
   /**
@@ -77,6 +90,14 @@ export class CgroupTree {
   readonly #layout: Layout;
   readonly #timeouts: SandboxCgroupTimeouts;
   readonly #live = new Map<string, SandboxCgroup>();
+  /** Each live sandbox's limits (a v2 group moving under its tenant is made again with them). */
+  readonly #limits = new Map<string, CgroupLimits>();
+  /** Each live sandbox's tenant group, once known. */
+  readonly #tenantOf = new Map<string, string>();
+  /** Live sandboxes per tenant group: the group exists while this is above 0. */
+  readonly #tenantMembers = new Map<string, number>();
+  /** Tenant groups are made and removed one operation at a time. */
+  #tenantOps: Promise<unknown> = Promise.resolve();
   #closed = false;
 
   private constructor(name: string, layout: Layout, timeouts: SandboxCgroupTimeouts) {
@@ -146,8 +167,10 @@ export class CgroupTree {
    * A new, empty group with `limits`. Fails if a group of that id exists
    * (a predecessor's: call removeStale first); nothing is left behind on failure.
    */
-  async create(sandboxId: string, limits: CgroupLimits): Promise<SandboxCgroup> {
+  async create(sandboxId: string, limits: CgroupLimits, tenantId?: string): Promise<SandboxCgroup> {
     checkGroupName("sandbox id", sandboxId);
+    if (sandboxId.startsWith(TENANT_GROUP_PREFIX))
+      throw new RangeError(`sandbox id ${sandboxId} would pass for a tenant's group`);
     if (this.#closed) {
       throw new CgroupError("the worker's control groups are closed", {
         path: this.directories[0] ?? "",
@@ -156,20 +179,64 @@ export class CgroupTree {
       });
     }
     const writes = limitWrites(this.#layout.version, limits);
-    const group = this.#group(sandboxId);
+    const tenant = tenantId === undefined ? undefined : tenantGroupName(tenantId);
+    if (tenant !== undefined) await this.#enterTenant(tenant);
+    const group = this.#group(sandboxId, tenant);
     const made: string[] = [];
     try {
       for (const dir of group.directories) {
         await makeDirectory(dir);
         made.push(dir);
       }
-      await applyWrites((controller) => this.#sandboxDir(sandboxId, controller), writes);
+      await applyWrites((controller) => this.#sandboxDir(sandboxId, controller, tenant), writes);
     } catch (error) {
       for (const dir of made.reverse()) await removeDirectory(dir).catch(() => undefined);
+      if (tenant !== undefined) await this.#leaveTenant(tenant);
       throw error;
     }
     this.#live.set(sandboxId, group);
+    this.#limits.set(sandboxId, limits);
+    if (tenant !== undefined) this.#tenantOf.set(sandboxId, tenant);
     return group;
+  }
+
+  /**
+   * Put a live sandbox's CPU under its tenant's group, so that all of one
+   * tenant's sandboxes on this worker share one weight: a tenant spinning in
+   * forty sandboxes gets what a tenant busy in one gets, not forty times it.
+   * A sandbox started for a function is created there; a pre-initialized one
+   * moves here when it is assigned. v1 moves only the cpu hierarchy; v2 moves
+   * the whole group (V2SandboxCgroup.moveTo says what happens to memory).
+   */
+  async assignTenant(group: SandboxCgroup, tenantId: string): Promise<void> {
+    const sandboxId = group.sandboxId;
+    const limits = this.#limits.get(sandboxId);
+    if (this.#live.get(sandboxId) !== group || limits === undefined)
+      throw new RangeError(`sandbox ${sandboxId} has no live group in this worker's tree`);
+    const tenant = tenantGroupName(tenantId);
+    const current = this.#tenantOf.get(sandboxId);
+    if (current === tenant) return;
+    if (current !== undefined)
+      throw new RangeError(`sandbox ${sandboxId} already belongs to ${current}, not ${tenant}`);
+    await this.#enterTenant(tenant);
+    try {
+      if (group instanceof V1SandboxCgroup) {
+        await group.moveCpu(this.#sandboxDir(sandboxId, "cpu", tenant), [
+          cpuWeightWrite(1, limits.cpuWeight),
+        ]);
+      } else if (group instanceof V2SandboxCgroup) {
+        await group.moveTo(this.#sandboxDir(sandboxId, "memory", tenant), limits);
+      }
+    } catch (error) {
+      await this.#leaveTenant(tenant);
+      throw error;
+    }
+    this.#tenantOf.set(sandboxId, tenant);
+  }
+
+  /** The tenant groups with live sandboxes, and how many each has. */
+  get tenants(): ReadonlyMap<string, number> {
+    return this.#tenantMembers;
   }
 
   /**
@@ -177,12 +244,27 @@ export class CgroupTree {
    * did not create: what a predecessor of the same name left when it died.
    */
   async removeStale(): Promise<void> {
-    const names = new Set<string>();
-    for (const dir of this.directories)
-      for (const child of await childGroups(dir)) names.add(child);
-    for (const sandboxId of names) {
+    // Sandbox id → the tenant group its cpu (v1) or whole group (v2) is under.
+    const found = new Map<string, string | undefined>();
+    const tenants = new Set<string>();
+    for (const dir of this.directories) {
+      for (const child of await childGroups(dir)) {
+        if (!child.startsWith(TENANT_GROUP_PREFIX)) {
+          if (!found.has(child)) found.set(child, undefined);
+          continue;
+        }
+        tenants.add(child);
+        for (const sandboxId of await childGroups(path.join(dir, child)))
+          found.set(sandboxId, child);
+      }
+    }
+    for (const [sandboxId, tenant] of found) {
       if (this.#live.has(sandboxId) || !GROUP_NAME.test(sandboxId)) continue;
-      await this.#group(sandboxId).dispose();
+      await this.#group(sandboxId, tenant).dispose();
+    }
+    for (const tenant of tenants) {
+      if (this.#tenantMembers.has(tenant)) continue;
+      await this.#serially(() => this.#removeTenantGroups(tenant));
     }
   }
 
@@ -193,6 +275,7 @@ export class CgroupTree {
     for (const group of [...this.#live.values()]) {
       await group.dispose().catch((error: unknown) => errors.push(error));
     }
+    await this.#tenantOps;
     for (const dir of this.directories) {
       await removeDirectory(dir).catch((error: unknown) => errors.push(error));
       // Shared by every worker on the host: removed only when the last one leaves.
@@ -201,23 +284,85 @@ export class CgroupTree {
     if (errors.length > 0) throw errors[0];
   }
 
-  #sandboxDir(sandboxId: string, controller: V1Controller): string {
+  /**
+   * Where a sandbox's group is in one controller's hierarchy. Under a tenant
+   * (`tenant`): on v1 only the cpu hierarchy has tenant groups; on v2 the
+   * whole group is below its tenant's.
+   */
+  #sandboxDir(sandboxId: string, controller: V1Controller, tenant?: string): string {
     const layout = this.#layout;
-    return path.join(
-      layout.version === 2 ? layout.workerDir : layout.workerDirs[controller],
-      sandboxId,
-    );
+    if (layout.version === 2)
+      return path.join(layout.workerDir, ...(tenant === undefined ? [] : [tenant]), sandboxId);
+    const underTenant = tenant !== undefined && controller === "cpu";
+    return path.join(layout.workerDirs[controller], ...(underTenant ? [tenant] : []), sandboxId);
   }
 
-  #group(sandboxId: string): SandboxCgroup {
+  /** A tenant's group in every hierarchy that has one (v1: cpu; v2: the one). */
+  #tenantDirs(tenant: string): string[] {
+    const layout = this.#layout;
+    return [path.join(layout.version === 2 ? layout.workerDir : layout.workerDirs.cpu, tenant)];
+  }
+
+  #serially<T>(operation: () => Promise<T>): Promise<T> {
+    const result = this.#tenantOps.then(operation);
+    this.#tenantOps = result.catch(() => undefined);
+    return result;
+  }
+
+  /** One more live sandbox of `tenant`: its group is made (with an equal weight) for the first. */
+  #enterTenant(tenant: string): Promise<void> {
+    return this.#serially(async () => {
+      const members = this.#tenantMembers.get(tenant) ?? 0;
+      if (members === 0) {
+        const version = this.#layout.version;
+        for (const dir of this.#tenantDirs(tenant)) {
+          await makeDirectories(dir);
+          await applyWrites(() => dir, [cpuWeightWrite(version, DEFAULT_CPU_WEIGHT)]);
+          // v2: the sandboxes below get the controllers only if the tenant's group hands them on.
+          if (version === 2)
+            await writeText(
+              `${dir}/cgroup.subtree_control`,
+              V2_CONTROLLERS.map((controller) => `+${controller}`).join(" "),
+            );
+        }
+      }
+      this.#tenantMembers.set(tenant, members + 1);
+    });
+  }
+
+  /** One live sandbox of `tenant` fewer: its group is removed with the last. */
+  #leaveTenant(tenant: string): Promise<void> {
+    return this.#serially(async () => {
+      const members = (this.#tenantMembers.get(tenant) ?? 0) - 1;
+      if (members > 0) {
+        this.#tenantMembers.set(tenant, members);
+        return;
+      }
+      this.#tenantMembers.delete(tenant);
+      await this.#removeTenantGroups(tenant);
+    });
+  }
+
+  async #removeTenantGroups(tenant: string): Promise<void> {
+    for (const dir of this.#tenantDirs(tenant)) {
+      await removeDirectory(dir).catch(() => undefined);
+    }
+  }
+
+  #group(sandboxId: string, tenant: string | undefined): SandboxCgroup {
     const onDisposed = () => {
-      if (this.#live.get(sandboxId) === group) this.#live.delete(sandboxId);
+      if (this.#live.get(sandboxId) !== group) return;
+      this.#live.delete(sandboxId);
+      this.#limits.delete(sandboxId);
+      const joined = this.#tenantOf.get(sandboxId);
+      this.#tenantOf.delete(sandboxId);
+      if (joined !== undefined) void this.#leaveTenant(joined).catch(() => undefined);
     };
     const group: SandboxCgroup =
       this.#layout.version === 2
         ? new V2SandboxCgroup(
             sandboxId,
-            this.#sandboxDir(sandboxId, "memory"),
+            this.#sandboxDir(sandboxId, "memory", tenant),
             this.#timeouts,
             onDisposed,
           )
@@ -226,7 +371,7 @@ export class CgroupTree {
             {
               memory: this.#sandboxDir(sandboxId, "memory"),
               pids: this.#sandboxDir(sandboxId, "pids"),
-              cpu: this.#sandboxDir(sandboxId, "cpu"),
+              cpu: this.#sandboxDir(sandboxId, "cpu", tenant),
               freezer: this.#sandboxDir(sandboxId, "freezer"),
             },
             this.#timeouts,

@@ -2,6 +2,8 @@ import { describe, expect, it } from "vitest";
 import {
   LAMBDA_PIDS_MAX,
   checkLimits,
+  cpuCoresForMemory,
+  cpuLimitWrites,
   cpuSharesForWeight,
   limitWrites,
   memoryLimitWrites,
@@ -69,5 +71,45 @@ describe("cpuSharesForWeight", () => {
     expect(cpuSharesForWeight(1)).toBe(10);
     expect(cpuSharesForWeight(10_000)).toBe(102_400);
     expect(cpuSharesForWeight(33)).toBe(338);
+  });
+});
+
+describe("cpuLimitWrites", () => {
+  const pairs = (version: 1 | 2, cores: number | undefined) =>
+    cpuLimitWrites(version, cores).map((write) => [write.file, write.value]);
+
+  it("caps at Lambda's share of a CPU per 20 ms, with a burst of one quota set after it", () => {
+    expect(cpuCoresForMemory(1769)).toBe(1);
+    expect(pairs(1, cpuCoresForMemory(128))).toEqual([
+      ["cpu.cfs_period_us", "20000"],
+      ["cpu.cfs_quota_us", "1447"],
+      ["cpu.cfs_burst_us", "1447"],
+    ]);
+    expect(pairs(2, cpuCoresForMemory(3538))).toEqual([
+      ["cpu.max", "40000 20000"],
+      ["cpu.max.burst", "40000"],
+    ]);
+    // Burst accounting is a kernel option: written where it exists.
+    expect(cpuLimitWrites(1, 1).find((write) => write.file === "cpu.cfs_burst_us")?.ifPresent).toBe(
+      true,
+    );
+  });
+
+  it("never asks for less than the kernel's 1 ms quota, and lifts the cap burst first", () => {
+    expect(pairs(1, 0.01)[1]).toEqual(["cpu.cfs_quota_us", "1000"]);
+    expect(pairs(1, undefined)).toEqual([
+      ["cpu.cfs_burst_us", "0"],
+      ["cpu.cfs_quota_us", "-1"],
+    ]);
+    expect(pairs(2, undefined)).toEqual([
+      ["cpu.max.burst", "0"],
+      ["cpu.max", "max 20000"],
+    ]);
+  });
+
+  it("refuses what is not a positive number of cores or megabytes", () => {
+    expect(() => cpuLimitWrites(1, 0)).toThrow(RangeError);
+    expect(() => cpuLimitWrites(2, Number.NaN)).toThrow(RangeError);
+    expect(() => cpuCoresForMemory(0)).toThrow(RangeError);
   });
 });

@@ -26,6 +26,19 @@ export interface CgroupLimits {
 export const LAMBDA_PIDS_MAX = 1024;
 /** Every sandbox the same share: v2's default weight. */
 export const DEFAULT_CPU_WEIGHT = 100;
+/**
+ * Lambda gives a function CPU in proportion to its MemorySize, one vCPU at
+ * 1,769 MB (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html).
+ */
+export const LAMBDA_MB_PER_VCPU = 1769;
+/**
+ * The period a CPU quota is counted over. Shorter than the kernel's 100 ms
+ * default so a sandbox at its quota waits a few ms, not tens of ms, and a
+ * neighbour waiting behind it waits at most one period's share.
+ */
+export const CPU_PERIOD_US = 20_000;
+/** The kernel's smallest quota (sched-bwc.rst: 1 ms). */
+export const CPU_QUOTA_MIN_US = 1_000;
 
 export const CPU_WEIGHT_MIN = 1;
 export const CPU_WEIGHT_MAX = 10_000;
@@ -114,6 +127,60 @@ export function memoryLimitWrites(
   return direction === "down" ? [ram, ramAndSwap] : [ramAndSwap, ram];
 }
 
+/** The cores a function of `memoryMb` gets under Lambda's rule. */
+export function cpuCoresForMemory(memoryMb: number): number {
+  if (!Number.isFinite(memoryMb) || memoryMb <= 0)
+    throw new RangeError(`memoryMb must be a positive number, not ${memoryMb}`);
+  return memoryMb / LAMBDA_MB_PER_VCPU;
+}
+
+/**
+ * The writes that cap a group at `cores` of CPU per CPU_PERIOD_US (undefined:
+ * no cap), with a burst of one more quota so a sandbox that was idle runs a
+ * short invocation at full speed and only sustained use is held to the quota
+ * (sched-bwc.rst: cpu.cfs_burst_us, 5.14+; cgroup-v2.rst: cpu.max.burst).
+ * v1 requires burst ≤ quota at every moment, so the burst goes last when a
+ * cap is set and first when it is lifted.
+ */
+export function cpuLimitWrites(version: CgroupVersion, cores: number | undefined): LimitWrite[] {
+  if (cores !== undefined && (!Number.isFinite(cores) || cores <= 0))
+    throw new RangeError(`cores must be a positive number, not ${cores}`);
+  const quota =
+    cores === undefined
+      ? undefined
+      : String(Math.max(CPU_QUOTA_MIN_US, Math.round(cores * CPU_PERIOD_US)));
+  const write = (file: string, value: string, ifPresent = false): LimitWrite => ({
+    controller: "cpu",
+    file,
+    value,
+    ifPresent,
+  });
+  if (version === 2) {
+    return quota === undefined
+      ? [write("cpu.max.burst", "0", true), write("cpu.max", `max ${CPU_PERIOD_US}`)]
+      : [write("cpu.max", `${quota} ${CPU_PERIOD_US}`), write("cpu.max.burst", quota, true)];
+  }
+  return quota === undefined
+    ? [write("cpu.cfs_burst_us", "0", true), write("cpu.cfs_quota_us", "-1")]
+    : [
+        write("cpu.cfs_period_us", String(CPU_PERIOD_US)),
+        write("cpu.cfs_quota_us", quota),
+        write("cpu.cfs_burst_us", quota, true),
+      ];
+}
+
+/** The weight write alone: a tenant's group, or a sandbox's group moved under one. */
+export function cpuWeightWrite(version: CgroupVersion, weight: number): LimitWrite {
+  return version === 2
+    ? { controller: "cpu", file: "cpu.weight", value: String(weight), ifPresent: false }
+    : {
+        controller: "cpu",
+        file: "cpu.shares",
+        value: String(cpuSharesForWeight(weight)),
+        ifPresent: false,
+      };
+}
+
 /** Every write that puts `limits` on a new (unlimited) sandbox group. */
 export function limitWrites(version: CgroupVersion, limits: CgroupLimits): LimitWrite[] {
   checkLimits(limits);
@@ -124,15 +191,14 @@ export function limitWrites(version: CgroupVersion, limits: CgroupLimits): Limit
     value: String(limits.pidsMax),
     ifPresent: false,
   });
-  writes.push(
-    version === 2
-      ? { controller: "cpu", file: "cpu.weight", value: String(limits.cpuWeight), ifPresent: false }
-      : {
-          controller: "cpu",
-          file: "cpu.shares",
-          value: String(cpuSharesForWeight(limits.cpuWeight)),
-          ifPresent: false,
-        },
-  );
+  writes.push(cpuWeightWrite(version, limits.cpuWeight));
   return writes;
 }
+
+/**
+ * How sandboxes share the CPU: `memory` caps each at its MemorySize's share
+ * (Lambda's model) on top of equal weights per tenant; `shared` uses the
+ * weights alone.
+ */
+export const SandboxCpuModels = ["memory", "shared"] as const;
+export type SandboxCpuModel = (typeof SandboxCpuModels)[number];

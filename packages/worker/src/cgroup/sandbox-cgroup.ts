@@ -12,6 +12,7 @@ import { readTextIfPresent, removeDirectory, writeText } from "./cgroup-fs.js";
 import type { CgroupVersion } from "./detect.js";
 import { CgroupError } from "./errors.js";
 import { joinScriptFor, launcherArgsFor } from "./join-script.js";
+import { cpuLimitWrites } from "./limits.js";
 import type { CgroupController, LimitWrite } from "./limits.js";
 
 /** How long killAll waits for a group to empty before giving up (retryably). */
@@ -48,6 +49,22 @@ export async function readPids(procsFiles: readonly string[]): Promise<number[]>
   return [...pids];
 }
 
+/** Remove a group's directory; rmdir answers EBUSY while the last exiting task is still being unlinked. */
+export async function removeWhenEmpty(dir: string, deadline: number): Promise<void> {
+  let lastError: unknown;
+  const removed = await pollUntil(async () => {
+    try {
+      await removeDirectory(dir);
+      return true;
+    } catch (error) {
+      lastError = error;
+      if (error instanceof CgroupError && error.retryable) return false;
+      throw error;
+    }
+  }, deadline);
+  if (!removed) throw lastError;
+}
+
 /** Perform `writes` in order, skipping an `ifPresent` file this kernel does not have. */
 export async function applyWrites(
   directoryOf: (controller: CgroupController) => string,
@@ -72,10 +89,8 @@ export function keyedValue(text: string, key: string): number | undefined {
 export abstract class SandboxCgroup {
   readonly sandboxId: string;
   abstract readonly version: CgroupVersion;
-  /** The group's directory in every hierarchy it spans (one on v2, one per controller on v1). */
-  readonly directories: readonly string[];
-  /** The cgroup.procs files a launcher writes its own pid into, one per hierarchy. */
-  readonly procsFiles: readonly string[];
+  #directories: readonly string[];
+  #procsFiles: readonly string[];
   protected readonly timeouts: SandboxCgroupTimeouts;
   #disposed = false;
   #disposing: Promise<void> | undefined;
@@ -88,10 +103,72 @@ export abstract class SandboxCgroup {
     onDisposed?: () => void,
   ) {
     this.sandboxId = sandboxId;
-    this.directories = directories;
-    this.procsFiles = directories.map((dir) => `${dir}/cgroup.procs`);
+    this.#directories = directories;
+    this.#procsFiles = directories.map((dir) => `${dir}/cgroup.procs`);
     this.timeouts = timeouts;
     this.#onDisposed = onDisposed;
+  }
+
+  /**
+   * The group's directory in every hierarchy it spans (one on v2, one per
+   * controller on v1). One of them changes when the sandbox moves under its
+   * tenant's group (CgroupTree.assignTenant).
+   */
+  get directories(): readonly string[] {
+    return this.#directories;
+  }
+
+  /** The cgroup.procs files a launcher writes its own pid into, one per hierarchy. */
+  get procsFiles(): readonly string[] {
+    return this.#procsFiles;
+  }
+
+  /** Memory charged to a group this one moved out of (v2 only; see V2SandboxCgroup.moveTo). */
+  get movedBytes(): number {
+    return 0;
+  }
+
+  /** The directory whose cpu.* files hold the group's weight and quota. */
+  protected abstract get cpuDirectory(): string;
+
+  /**
+   * Cap the group at `cores` of CPU (undefined: no cap), e.g. Lambda's share
+   * for the function's MemorySize (limits.ts cpuLimitWrites).
+   */
+  async setCpuLimit(cores: number | undefined): Promise<void> {
+    await applyWrites(() => this.cpuDirectory, cpuLimitWrites(this.version, cores));
+  }
+
+  /**
+   * Move every process of the group from `from` to `to`, a new directory of
+   * the same hierarchy that already has its limits, then remove `from`. The
+   * processes are moved one by one (a write to cgroup.procs takes a whole
+   * thread group); one forked meanwhile is born in `from` and taken in the
+   * next round.
+   */
+  protected async migrate(from: string, to: string): Promise<void> {
+    const deadline = Date.now() + this.timeouts.killWaitMs;
+    const emptied = await pollUntil(async () => {
+      const pids = await readPids([`${from}/cgroup.procs`]);
+      for (const pid of pids) {
+        try {
+          await writeText(`${to}/cgroup.procs`, String(pid));
+        } catch (error) {
+          // Exited since the list was read.
+          if (!(error instanceof CgroupError && error.code === "ESRCH")) throw error;
+        }
+      }
+      return pids.length === 0;
+    }, deadline);
+    if (!emptied) {
+      throw new CgroupError(
+        `could not move sandbox ${this.sandboxId}'s processes from ${from} to ${to} within ${this.timeouts.killWaitMs} ms`,
+        { path: from, code: "NOT_EMPTY", retryable: true },
+      );
+    }
+    this.#directories = this.#directories.map((dir) => (dir === from ? to : dir));
+    this.#procsFiles = this.#directories.map((dir) => `${dir}/cgroup.procs`);
+    await removeWhenEmpty(from, deadline);
   }
 
   /** The /bin/sh snippet that moves the shell into this group (see join-script.ts). */
@@ -194,21 +271,7 @@ export abstract class SandboxCgroup {
   async #dispose(): Promise<void> {
     await this.killAll();
     const deadline = Date.now() + this.timeouts.killWaitMs;
-    for (const dir of this.directories) {
-      // rmdir answers EBUSY while the last exiting task is still being unlinked.
-      let lastError: unknown;
-      const removed = await pollUntil(async () => {
-        try {
-          await removeDirectory(dir);
-          return true;
-        } catch (error) {
-          lastError = error;
-          if (error instanceof CgroupError && error.retryable) return false;
-          throw error;
-        }
-      }, deadline);
-      if (!removed) throw lastError;
-    }
+    for (const dir of this.directories) await removeWhenEmpty(dir, deadline);
     this.#disposed = true;
     await this.released();
     this.#onDisposed?.();

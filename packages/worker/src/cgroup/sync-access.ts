@@ -52,9 +52,35 @@ export function killGroupNow(group: SandboxCgroup): void {
  * memory.peak (kernel 5.19+), else memory.current.
  */
 export class MemoryPeakReader {
-  readonly #file: PreadFile | undefined;
+  readonly #group: SandboxCgroup;
+  #dir: string | undefined;
+  #file: PreadFile | undefined;
 
   constructor(group: SandboxCgroup) {
+    this.#group = group;
+    this.#open();
+  }
+
+  /** Bytes; undefined when the file cannot be read. */
+  bytes(): number | undefined {
+    // A v2 group that moved under its tenant's group has a new memory.peak.
+    if (this.#group.directories[0] !== this.#dir) {
+      this.#file?.close();
+      this.#open();
+    }
+    const text = this.#file?.text();
+    if (text === undefined) return undefined;
+    const value = Number(text.trim());
+    return Number.isFinite(value) ? value + this.#group.movedBytes : undefined;
+  }
+
+  close(): void {
+    this.#file?.close();
+    this.#file = undefined;
+  }
+
+  #open(): void {
+    const group = this.#group;
     const dir = group.directories[0];
     const files =
       group.version === 1 ? ["memory.max_usage_in_bytes"] : ["memory.peak", "memory.current"];
@@ -63,18 +89,7 @@ export class MemoryPeakReader {
       if (dir === undefined || file !== undefined) break;
       file = PreadFile.open(path.join(dir, name), 32);
     }
+    this.#dir = dir;
     this.#file = file;
-  }
-
-  /** Bytes; undefined when the file cannot be read. */
-  bytes(): number | undefined {
-    const text = this.#file?.text();
-    if (text === undefined) return undefined;
-    const value = Number(text.trim());
-    return Number.isFinite(value) ? value : undefined;
-  }
-
-  close(): void {
-    this.#file?.close();
   }
 }

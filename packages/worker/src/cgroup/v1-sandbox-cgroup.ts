@@ -7,15 +7,16 @@
  * task is stopped, then FROZEN). v1 has no kill switch: killing is the
  * freeze-kill-thaw loop of SandboxCgroup.
  */
-import { readText, writeText } from "./cgroup-fs.js";
+import { makeDirectory, readText, removeDirectory, writeText } from "./cgroup-fs.js";
 import type { V1Controller } from "./detect.js";
 import { checkMemoryBytes, memoryLimitWrites } from "./limits.js";
+import type { LimitWrite } from "./limits.js";
 import { SandboxCgroup, applyWrites, keyedValue, pollUntil } from "./sandbox-cgroup.js";
 import type { SandboxCgroupTimeouts } from "./sandbox-cgroup.js";
 
 export class V1SandboxCgroup extends SandboxCgroup {
   override readonly version = 1;
-  readonly #dirs: Readonly<Record<V1Controller, string>>;
+  #dirs: Readonly<Record<V1Controller, string>>;
 
   constructor(
     sandboxId: string,
@@ -25,6 +26,30 @@ export class V1SandboxCgroup extends SandboxCgroup {
   ) {
     super(sandboxId, [dirs.memory, dirs.pids, dirs.cpu, dirs.freezer], timeouts, onDisposed);
     this.#dirs = dirs;
+  }
+
+  protected get cpuDirectory(): string {
+    return this.#dirs.cpu;
+  }
+
+  /**
+   * Move the group's cpu membership to `cpuDir` (its tenant's group) with
+   * `writes` (its weight) applied first. Only the cpu hierarchy changes: memory,
+   * pids and the freezer stay where the launcher put them, with what they
+   * have counted.
+   */
+  async moveCpu(cpuDir: string, writes: readonly LimitWrite[]): Promise<void> {
+    const from = this.#dirs.cpu;
+    if (from === cpuDir) return;
+    await makeDirectory(cpuDir);
+    try {
+      await applyWrites(() => cpuDir, writes);
+      await this.migrate(from, cpuDir);
+    } catch (error) {
+      await removeDirectory(cpuDir).catch(() => undefined);
+      throw error;
+    }
+    this.#dirs = { ...this.#dirs, cpu: cpuDir };
   }
 
   async setMemoryLimit(bytes: number): Promise<void> {

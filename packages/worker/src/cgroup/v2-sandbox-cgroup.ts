@@ -6,14 +6,29 @@
  * memory.peak (5.19+; resettable per open file since 6.12), "populated" in
  * cgroup.events for emptiness.
  */
-import { HeldFile, exists, readText, readTextIfPresent, writeText } from "./cgroup-fs.js";
-import { checkMemoryBytes, memoryLimitWrites } from "./limits.js";
+import {
+  HeldFile,
+  exists,
+  makeDirectory,
+  readText,
+  readTextIfPresent,
+  removeDirectory,
+  writeText,
+} from "./cgroup-fs.js";
+import { MEMORY_BYTES_MIN, checkMemoryBytes, limitWrites, memoryLimitWrites } from "./limits.js";
+import type { CgroupLimits } from "./limits.js";
 import { SandboxCgroup, applyWrites, keyedValue, pollUntil } from "./sandbox-cgroup.js";
 import type { SandboxCgroupTimeouts } from "./sandbox-cgroup.js";
 
 export class V2SandboxCgroup extends SandboxCgroup {
   override readonly version = 2;
-  readonly #dir: string;
+  #dir: string;
+  /**
+   * Memory charged before the group moved under its tenant's group: it stays
+   * with the old group (v2 does not move charges) and is added to what this
+   * group reports.
+   */
+  #movedBytes = 0;
   /** memory.peak held open so a reset through it is seen by reads through it. */
   #peakFile: HeldFile | undefined;
   /** No resettable memory.peak: the largest memory.current seen since the last reset. */
@@ -31,9 +46,45 @@ export class V2SandboxCgroup extends SandboxCgroup {
     this.#dir = dir;
   }
 
+  protected get cpuDirectory(): string {
+    return this.#dir;
+  }
+
+  /** What the group was charged before it moved (see moveTo). */
+  override get movedBytes(): number {
+    return this.#movedBytes;
+  }
+
+  /**
+   * Move the group to `dir` (under its tenant's group) with `limits`. v2 has
+   * one hierarchy, so every controller moves, and memory charged so far stays
+   * with the old group: the new group's memory.max is the function's
+   * MemorySize less that charge, so the two together never exceed it, and the
+   * old group is removed (its charge passes to the worker's group and shrinks
+   * as the pages are freed).
+   */
+  async moveTo(dir: string, limits: CgroupLimits): Promise<void> {
+    const from = this.#dir;
+    if (from === dir) return;
+    const charged = Number(await readText(`${from}/memory.current`));
+    const memoryBytes = Math.max(MEMORY_BYTES_MIN, limits.memoryBytes - charged);
+    await makeDirectory(dir);
+    try {
+      await applyWrites(() => dir, limitWrites(2, { ...limits, memoryBytes }));
+      await this.released();
+      await this.migrate(from, dir);
+    } catch (error) {
+      await removeDirectory(dir).catch(() => undefined);
+      throw error;
+    }
+    this.#dir = dir;
+    this.#movedBytes = charged;
+  }
+
   async setMemoryLimit(bytes: number): Promise<void> {
     checkMemoryBytes(bytes);
-    await applyWrites(() => this.#dir, memoryLimitWrites(2, bytes));
+    const own = Math.max(MEMORY_BYTES_MIN, bytes - this.#movedBytes);
+    await applyWrites(() => this.#dir, memoryLimitWrites(2, own));
   }
 
   async freeze(): Promise<void> {
@@ -60,10 +111,11 @@ export class V2SandboxCgroup extends SandboxCgroup {
 
   async memoryPeakBytes(): Promise<number> {
     const current = await this.memoryCurrentBytes();
-    if (this.#peakFile) return Math.max(current, Number(await this.#peakFile.read()));
+    const moved = this.#movedBytes;
+    if (this.#peakFile) return Math.max(current, moved + Number(await this.#peakFile.read()));
     if (!this.#peakResetUnsupported) {
       const peak = await readTextIfPresent(`${this.#dir}/memory.peak`);
-      if (peak !== undefined) return Math.max(current, Number(peak));
+      if (peak !== undefined) return Math.max(current, moved + Number(peak));
     }
     return this.#sampledPeak;
   }
@@ -87,8 +139,9 @@ export class V2SandboxCgroup extends SandboxCgroup {
     await this.memoryCurrentBytes();
   }
 
+  /** Including what was charged before a move (an upper bound: that part only shrinks). */
   async memoryCurrentBytes(): Promise<number> {
-    const current = Number(await readText(`${this.#dir}/memory.current`));
+    const current = this.#movedBytes + Number(await readText(`${this.#dir}/memory.current`));
     this.#sampledPeak = Math.max(this.#sampledPeak, current);
     return current;
   }
