@@ -24,6 +24,13 @@ export interface AdmissionControllerOptions {
    * this frontend neither borrows nor lends.
    */
   sendLoanMessage?: (message: LoanMessage) => void;
+  /**
+   * The transport asks the workers what departed or never-heard frontends
+   * left running (a worker census, `applyCensus`): their slots then stay
+   * counted exactly as long as those invocations run, rather than for an
+   * estimate of how long they run. @default false
+   */
+  workerCensus?: boolean;
 }
 
 export interface LocalPoolState {
@@ -47,6 +54,7 @@ export interface ResolvedAdmissionControllerOptions {
   fleetSizeHint: number;
   standalone: boolean;
   sendLoanMessage: ((message: LoanMessage) => void) | undefined;
+  workerCensus: boolean;
 }
 
 /** Check the options and fill in defaults; throws ConfigError naming the bad property. */
@@ -71,5 +79,6 @@ export function resolveAdmissionControllerOptions(
     fleetSizeHint,
     standalone: options.standalone ?? false,
     sendLoanMessage: options.sendLoanMessage,
+    workerCensus: options.workerCensus ?? false,
   };
 }

@@ -11,6 +11,7 @@
  * `receiveReport`, loan messages to `receiveLoanMessage`, and connection
  * changes to `connectivity`.
  */
+import { CENSUS_STRANGERS } from "@gust/protocol";
 import {
   resolveAdmissionControllerOptions,
   type AdmissionControllerOptions,
@@ -43,11 +44,20 @@ import { TenantPools, type TenantState } from "./tenant-pools.js";
  */
 const GHOST_EXECUTIONS = 2;
 /**
- * A worker census keeps a departed peer's still-running slots counted for
- * this many gossip intervals; censuses repeat four times an interval while
- * any remain, so only a census that keeps failing lets them lapse.
+ * With a worker census, a departed peer's slots stay counted until a census
+ * says its invocations ended, however long that takes: workers that do not
+ * answer (overloaded, cut off) keep them counted, trading capacity for the
+ * limit; a worker that is gone (nobody listening) counts nothing.
  */
-const CENSUS_LEASE_INTERVALS = 2;
+const UNTIL_CENSUS = Number.POSITIVE_INFINITY;
+/**
+ * The ghost holder standing for frontends this one never heard: at the end
+ * of its start-up (or rejoin) period a frontend counts what the part of the
+ * expected fleet it did not hear may have left running, until a worker
+ * census names them (or, without one, for GHOST_EXECUTIONS). Not a valid
+ * frontend id in a census answer: the workers key real ones.
+ */
+export const STRANGERS = CENSUS_STRANGERS;
 
 export class AdmissionController {
   readonly frontendId: string;
@@ -62,6 +72,9 @@ export class AdmissionController {
   private readonly haunted = new Set<Pool>();
   private readonly tickets = new WeakMap<Ticket, Pool>();
   private seq = 0;
+  private readonly workerCensus: boolean;
+  /** Whether the frontends not heard during the last start-up or rejoin period are counted. */
+  private strangersCounted = false;
 
   constructor(options: AdmissionControllerOptions) {
     const resolved = resolveAdmissionControllerOptions(options);
@@ -70,6 +83,7 @@ export class AdmissionController {
     this.peers = new PeerTable(resolved.frontendId);
     this.tenants = new TenantPools(this.policy);
     this.fleetMode = new FleetMode(this.policy, resolved.standalone, resolved.fleetSizeHint);
+    this.workerCensus = resolved.workerCensus;
     this.lending = new Lending(resolved.frontendId, this.policy, resolved.sendLoanMessage, (pool) =>
       this.settle(pool),
     );
@@ -206,8 +220,10 @@ export class AdmissionController {
   demandReport(now: number): DemandReport {
     const mode = this.mode(now);
     if (mode === ShareModes.gossip || mode === ShareModes.rejoining) {
-      for (const peer of this.peers.expire(now, this.policy.peerExpiryIntervals)) {
-        this.lending.borrowerGone(peer.frontendId);
+      // A peer silent this long is dead or cut off: what it may hold stays counted as
+      // if it were found gone (a ghost), and a census, when there is one, follows it.
+      for (const frontendId of this.peers.silent(now, this.policy.peerExpiryIntervals)) {
+        this.depart(frontendId, now, this.workerCensus);
       }
     }
     for (const pool of this.tenants.byKey.values()) pool.meter.tick(now, pool.inflight);
@@ -336,7 +352,44 @@ export class AdmissionController {
 
   /** How this frontend decides shares right now (see fleet-mode.ts). */
   mode(now?: number): ShareMode {
-    return this.fleetMode.at(now);
+    const mode = this.fleetMode.at(now);
+    if (mode === ShareModes.rejoining) this.strangersCounted = false;
+    else if (mode === ShareModes.gossip && !this.strangersCounted && now !== undefined) {
+      this.strangersCounted = true;
+      this.countStrangers(now);
+    }
+    return mode;
+  }
+
+  /**
+   * The frontends to leave out of a census of strangers: this one and every
+   * live peer (their own reports count what they run).
+   */
+  knownFrontends(): string[] {
+    return [this.frontendId, ...this.peers.list().map((peer) => peer.frontendId)];
+  }
+
+  /**
+   * The start-up (or rejoin) period is over. A frontend that started and
+   * died within it, before any report of it reached this one, may have left
+   * invocations running that no peer's report counts: admitted under its own
+   * start-up cap, floor(limit / fleet size), they would be invisible here,
+   * and this frontend, hearing fewer peers than the fleet it expects, would
+   * otherwise take their part. Each expected frontend not heard is counted
+   * at that cap, as a ghost of STRANGERS, until a worker census names what
+   * really runs (applyCensus), or without one for GHOST_EXECUTIONS.
+   */
+  private countStrangers(now: number): void {
+    const fleetSize = this.fleetMode.fleetSize(this.peers.size);
+    const unheard = Math.max(0, this.fleetMode.expectedSize - 1 - this.peers.size);
+    if (unheard === 0) return;
+    for (const pool of this.tenants.byKey.values()) {
+      const until = this.workerCensus
+        ? UNTIL_CENSUS
+        : now + GHOST_EXECUTIONS * pool.meter.durationMs;
+      const slots = unheard * Math.floor(pool.limit / fleetSize);
+      if (pool.countGhost(STRANGERS, slots, until) !== 0) this.updateHaunted(pool);
+    }
   }
 
   /**
@@ -355,6 +408,17 @@ export class AdmissionController {
    * connection closed can.
    */
   peerGone(frontendId: string, now: number, censusFollows = false): boolean {
+    if (!this.depart(frontendId, now, censusFollows)) return false;
+    this.releaseGhosts(now);
+    this.recomputeAll(now);
+    return true;
+  }
+
+  /**
+   * Drop a peer found gone or silent past expiry, keeping what it may hold
+   * counted as a ghost (see peerGone). Returns whether it was known.
+   */
+  private depart(frontendId: string, now: number, censusFollows: boolean): boolean {
     const peer = this.peers.get(frontendId);
     if (!peer) return false;
     const before = this.shareContext(now);
@@ -366,7 +430,7 @@ export class AdmissionController {
     // or its lease lapses without one.
     const diedBy = peer.lastSeenAt + peer.intervalMs;
     const leased = censusFollows
-      ? now + CENSUS_LEASE_INTERVALS * this.policy.gossipIntervalMs
+      ? UNTIL_CENSUS
       : Number.NEGATIVE_INFINITY;
     for (const pool of this.tenants.byKey.values()) {
       const until = Math.max(leased, diedBy + GHOST_EXECUTIONS * pool.meter.durationMs);
@@ -376,8 +440,6 @@ export class AdmissionController {
     }
     this.peers.remove(frontendId);
     this.lending.borrowerGone(frontendId);
-    this.releaseGhosts(now);
-    this.recomputeAll(now);
     return true;
   }
 
@@ -422,7 +484,7 @@ export class AdmissionController {
   releaseGhosts(now: number): boolean {
     let released = false;
     for (const pool of this.haunted) {
-      const freed = pool.expireGhosts(now);
+      const freed = pool.expireGhosts(now, STRANGERS);
       this.updateHaunted(pool);
       if (this.windfall(pool, freed, now)) released = true;
     }
@@ -446,7 +508,7 @@ export class AdmissionController {
    * freed (the transport then publishes a report at once).
    */
   applyCensus(running: ReadonlyMap<string, ReadonlyMap<string, number>>, now: number): boolean {
-    const until = now + CENSUS_LEASE_INTERVALS * this.policy.gossipIntervalMs;
+    const until = UNTIL_CENSUS;
     let released = false;
     for (const [holder, pools] of running) {
       // Pools counting this holder, and pools the workers name that it did not.
@@ -459,7 +521,10 @@ export class AdmissionController {
         const change = pool.countGhost(holder, pools.get(pool.key) ?? 0, until);
         if (change === 0) continue;
         this.updateHaunted(pool);
-        if (change < 0) released = this.windfall(pool, -change, now) || released;
+        // Strangers' estimate, now replaced by what the census names: no slots were
+        // proven free, so no windfall; a raise waits for acknowledgement as usual.
+        if (holder === STRANGERS) this.track(pool, pool.recompute(this.shareContext(now)));
+        else if (change < 0) released = this.windfall(pool, -change, now) || released;
         // A ghost that grew (its estimate was low) lowers the share at once.
         else this.track(pool, pool.recompute(this.shareContext(now)));
       }

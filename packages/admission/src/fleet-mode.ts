@@ -55,6 +55,11 @@ export class FleetMode {
     return true;
   }
 
+  /** How many frontends the fleet is expected to have (the hint). */
+  get expectedSize(): number {
+    return this.fleetSizeHint;
+  }
+
   /** What limit / fleet size divides by: frozen while disconnected, else the fleet as known now. */
   fleetSize(peerCount: number): number {
     return this.connected ? this.fallbackSize(peerCount) : this.frozenFleetSize;

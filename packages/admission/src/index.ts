@@ -6,7 +6,7 @@
  * frontend's share of the limits, derived from gossiped demand. Pure and
  * deterministic: the clock is a parameter and nothing here does I/O.
  */
-export { AdmissionController } from "./controller.js";
+export { AdmissionController, STRANGERS } from "./controller.js";
 export { resolveAdmissionControllerOptions } from "./controller-options.js";
 export { ThrottleReasons, isTicket } from "./decision.js";
 export {

@@ -83,17 +83,6 @@ export class PeerTable {
     return this.list().map((peer) => [peer.frontendId, peer.seq]);
   }
 
-  /** Drop peers silent for `intervals` of their own intervals; returns them. */
-  expire(now: number, intervals: number): Peer[] {
-    const dropped: Peer[] = [];
-    for (const peer of this.peers.values()) {
-      if (now - peer.lastSeenAt > intervals * peer.intervalMs) dropped.push(peer);
-    }
-    for (const peer of dropped) this.peers.delete(peer.frontendId);
-    if (dropped.length > 0) this.ordered = undefined;
-    return dropped;
-  }
-
   /** Drop one peer known to be gone; returns whether it was known. */
   remove(frontendId: string): boolean {
     const removed = this.peers.delete(frontendId);

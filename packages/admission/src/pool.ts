@@ -215,13 +215,16 @@ export class Pool {
     return slots;
   }
 
-  /** Ghosts whose invocations can have ended by `now` go; returns the slots they free. */
-  expireGhosts(now: number): number {
+  /**
+   * Ghosts whose invocations can have ended by `now` go; returns the slots
+   * they free, not counting `estimated`'s (an estimate, not slots proven held).
+   */
+  expireGhosts(now: number, estimated?: string): number {
     let freed = 0;
     for (let i = this.ghosts.length - 1; i >= 0; i--) {
       const ghost = this.ghosts[i];
       if (ghost && ghost.until <= now) {
-        freed += ghost.slots;
+        if (ghost.holder !== estimated) freed += ghost.slots;
         this.ghosts.splice(i, 1);
       }
     }

@@ -4,7 +4,7 @@
  * delivers it, drops it, or delivers everything, so tests control order,
  * delay and loss exactly.
  */
-import { AdmissionController } from "./controller.js";
+import { AdmissionController, STRANGERS } from "./controller.js";
 import type { Rejection, Ticket } from "./decision.js";
 import type { LoanMessage } from "./loans.js";
 import type { AdmissionPolicyOptions } from "./policy.js";
@@ -26,7 +26,11 @@ export class TestFleet {
   readonly heardAt: number[][];
   now = 0;
 
-  constructor(size: number, policy: AdmissionPolicyOptions, options: { lending?: boolean } = {}) {
+  constructor(
+    size: number,
+    policy: AdmissionPolicyOptions,
+    options: { lending?: boolean; workerCensus?: boolean } = {},
+  ) {
     this.controllers = Array.from(
       { length: size },
       (_, f) =>
@@ -34,6 +38,7 @@ export class TestFleet {
           frontendId: `fe-${f}`,
           policy,
           fleetSizeHint: size,
+          workerCensus: options.workerCensus ?? false,
           ...(options.lending ? { sendLoanMessage: (m: LoanMessage) => this.post(m) } : {}),
         }),
     );
@@ -111,13 +116,23 @@ export class TestFleet {
     const holders = c.ghostHolders();
     if (holders.length === 0) return false;
     const running = new Map<string, Map<string, number>>();
-    for (const holder of holders) {
+    const count = (holder: string) => {
       const pools = new Map<string, number>();
-      const dead = this.controllers.findIndex((d) => d.frontendId === holder);
-      for (const ticket of this.tickets[dead] ?? []) {
+      const index = this.controllers.findIndex((d) => d.frontendId === holder);
+      for (const ticket of this.tickets[index] ?? []) {
         pools.set(ticket.pool, (pools.get(ticket.pool) ?? 0) + 1);
       }
       running.set(holder, pools);
+    };
+    for (const holder of holders) {
+      if (holder !== STRANGERS) count(holder);
+      else {
+        // Every frontend it does not know, by its real id, as the workers answer.
+        running.set(STRANGERS, new Map());
+        const known = new Set(c.knownFrontends());
+        for (const other of this.controllers)
+          if (!known.has(other.frontendId)) count(other.frontendId);
+      }
     }
     return c.applyCensus(running, this.now);
   }

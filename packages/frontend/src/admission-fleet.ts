@@ -57,6 +57,8 @@ export interface FleetAdmissionOptions {
   policy: AdmissionPolicyOptions;
   /** Delivers a loan message to the frontend it names; must not throw. */
   sendLoanMessage?: (message: LoanMessage) => void;
+  /** The transport asks the workers what departed or never-heard frontends left running. */
+  workerCensus?: boolean;
 }
 
 /** How often a peer's report naming an unknown tenant may make this frontend re-read the directory. */
@@ -89,6 +91,7 @@ export class FleetAdmission implements Admission {
       ...(options.sendLoanMessage === undefined
         ? {}
         : { sendLoanMessage: options.sendLoanMessage }),
+      workerCensus: options.workerCensus ?? false,
     });
     this.loanWaitMs = this.controller.policy.loanTimeoutMs;
     this.standalone = options.standalone;
@@ -228,6 +231,10 @@ export class FleetAdmission implements Admission {
     return this.controller.ghostHolders();
   }
 
+  knownFrontends(): string[] {
+    return this.controller.knownFrontends();
+  }
+
   applyCensus(running: ReadonlyMap<string, ReadonlyMap<string, number>>, now: number): boolean {
     return this.controller.applyCensus(running, now);
   }
@@ -352,6 +359,7 @@ export function createFleetAdmission(
     standalone: options.standalone,
     fleetSizeHint: options.fleetSizeHint,
     policy: options.admissionPolicy,
+    workerCensus: deps.workerIds !== undefined,
     // The transport exists before anything can borrow: loans start with gossip.
     sendLoanMessage: (message) => transport.sendLoanMessage(message),
   });

@@ -345,6 +345,7 @@ describe("gossip between frontends on one bus", () => {
       },
       releaseGhosts: () => false,
       ghostHolders: () => [],
+      knownFrontends: () => ["fe-0"],
       applyCensus: () => false,
     };
     const transport = new GossipTransport(

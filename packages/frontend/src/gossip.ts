@@ -62,8 +62,13 @@ export interface GossipEndpoint {
   peerGone(frontendId: string, now: number, censusFollows: boolean): boolean;
   /** Free departed peers' slots whose invocations can have ended; true if any were. */
   releaseGhosts(now: number): boolean;
-  /** Departed peers whose invocations may still run on workers. */
+  /**
+   * Departed peers whose invocations may still run on workers; STRANGERS
+   * (`*`) asks for every frontend but knownFrontends().
+   */
   ghostHolders(): string[];
+  /** This frontend and its live peers: left out when the census names strangers. */
+  knownFrontends(): string[];
   /** What the workers counted of those still running; true if slots were freed. */
   applyCensus(running: Census, now: number): boolean;
 }
@@ -83,7 +88,7 @@ export interface GossipTransportOptions {
    * peer's slots stay counted for the controller's estimate of how long its
    * invocations run.
    */
-  census?: (frontendIds: string[]) => Promise<Census | undefined>;
+  census?: (frontendIds: string[], known: string[]) => Promise<Census | undefined>;
 }
 
 /** A peer this many of its intervals late is probed. */
@@ -268,7 +273,7 @@ export class GossipTransport {
     const holders = this.endpoint.ghostHolders();
     if (holders.length === 0) return;
     this.censusing = true;
-    census(holders)
+    census(holders, this.endpoint.knownFrontends())
       .then((running) => {
         if (running === undefined || !this.timer) return;
         if (this.endpoint.applyCensus(running, this.now())) this.tick();

@@ -1,5 +1,5 @@
 import { MemoryBus } from "@gust/bus";
-import { decodeAs, encode, Subjects } from "@gust/protocol";
+import { CENSUS_STRANGERS, decodeAs, encode, Subjects } from "@gust/protocol";
 import { afterEach, describe, expect, it } from "vitest";
 import { workerCensus } from "./worker-census.js";
 
@@ -16,9 +16,14 @@ function fakeWorker(
   running: Record<string, Record<string, number>> | undefined,
 ): void {
   on.subscribe(Subjects.workerCensus(workerId), (message) => {
-    const asked = decodeAs(message.data, "worker.census").frontendIds;
+    const { frontendIds: asked, known = [] } = decodeAs(message.data, "worker.census");
     if (running === undefined) return;
-    const answer = Object.fromEntries(Object.entries(running).filter(([id]) => asked.includes(id)));
+    const strangers = asked.includes(CENSUS_STRANGERS);
+    const answer = Object.fromEntries(
+      Object.entries(running).filter(
+        ([id]) => asked.includes(id) || (strangers && !known.includes(id)),
+      ),
+    );
     message.respond(encode({ type: "worker.census.reply", workerId, running: answer }));
   });
 }
@@ -29,7 +34,7 @@ describe("the worker census", () => {
     fakeWorker(bus, "w1", { "fe-a": { t: 2, u: 1 }, "fe-z": { t: 9 } });
     fakeWorker(bus, "w2", { "fe-a": { t: 3 } });
     const census = workerCensus(bus, () => ["w1", "w2", "w-gone"], 1_000);
-    const result = await census(["fe-a", "fe-b"]);
+    const result = await census(["fe-a", "fe-b"], []);
     expect(result).toEqual(
       new Map([
         [
@@ -49,13 +54,27 @@ describe("the worker census", () => {
     fakeWorker(bus, "w1", { "fe-a": { t: 2 } });
     fakeWorker(bus, "w2", undefined);
     const census = workerCensus(bus, () => ["w1", "w2"], 50);
-    expect(await census(["fe-a"])).toBeUndefined();
+    expect(await census(["fe-a"], [])).toBeUndefined();
   });
 
   it("ignores counts that are not positive whole numbers", async () => {
     bus = new MemoryBus();
     fakeWorker(bus, "w1", { "fe-a": { t: -1, u: 1.5, v: 2 } });
     const census = workerCensus(bus, () => ["w1"], 1_000);
-    expect(await census(["fe-a"])).toEqual(new Map([["fe-a", new Map([["v", 2]])]]));
+    expect(await census(["fe-a"], [])).toEqual(new Map([["fe-a", new Map([["v", 2]])]]));
+  });
+
+  it("names by their ids the frontends the asker never heard, leaving out those it knows", async () => {
+    bus = new MemoryBus();
+    fakeWorker(bus, "w1", { "fe-self": { t: 4 }, "fe-peer": { t: 1 }, "fe-gone": { t: 2 } });
+    fakeWorker(bus, "w2", { "fe-gone": { t: 1 }, "fe-other": { u: 3 } });
+    const census = workerCensus(bus, () => ["w1", "w2"], 1_000);
+    expect(await census([CENSUS_STRANGERS], ["fe-self", "fe-peer"])).toEqual(
+      new Map([
+        [CENSUS_STRANGERS, new Map()],
+        ["fe-gone", new Map([["t", 3]])],
+        ["fe-other", new Map([["u", 3]])],
+      ]),
+    );
   });
 });

@@ -3,19 +3,27 @@
  * of every worker this frontend knows (`gust.v1.worker.census.<workerId>`).
  * A worker with nobody listening has closed its connection: what it ran
  * cannot answer anyone, so it counts nothing. A worker that does not answer
- * in time makes the census unknown: the caller keeps its estimate.
+ * in time makes the census unknown: the caller keeps its estimate. Asked
+ * for STRANGERS (`*`), the workers also name every other frontend they run
+ * invocations of, except the `known` ones (the asker and its live peers).
  */
 import type { Bus } from "@gust/bus";
 import { decodeAs, encode, NoRespondersError, Subjects } from "@gust/protocol";
+import { STRANGERS } from "@gust/admission";
 import type { Census } from "./gossip.js";
 
 export function workerCensus(
   bus: Bus,
   workerIds: () => string[],
   timeoutMs: number,
-): (frontendIds: string[]) => Promise<Census | undefined> {
-  return async (frontendIds) => {
-    const data = encode({ type: "worker.census", frontendIds });
+): (frontendIds: string[], known: string[]) => Promise<Census | undefined> {
+  return async (frontendIds, known) => {
+    const strangers = frontendIds.includes(STRANGERS);
+    const data = encode({
+      type: "worker.census",
+      frontendIds,
+      ...(strangers ? { known } : {}),
+    });
     const replies = await Promise.all(
       workerIds().map((workerId) =>
         bus.request(Subjects.workerCensus(workerId), data, { timeoutMs }).then(
@@ -35,7 +43,11 @@ export function workerCensus(
     for (const running of replies) {
       if (running === undefined) return undefined;
       for (const [frontendId, pools] of Object.entries(running)) {
-        const counts = census.get(frontendId);
+        let counts = census.get(frontendId);
+        if (counts === undefined && strangers && !known.includes(frontendId)) {
+          counts = new Map();
+          census.set(frontendId, counts);
+        }
         if (counts === undefined || typeof pools !== "object" || pools === null) continue;
         for (const [pool, count] of Object.entries(pools)) {
           if (!Number.isSafeInteger(count) || count <= 0) continue;

@@ -22,7 +22,7 @@ export {
   functionArn,
   lambdaTimestamp,
 } from "./functions.js";
-export { StartKinds, Outcomes } from "./messages.js";
+export { StartKinds, Outcomes, CENSUS_STRANGERS } from "./messages.js";
 export {
   RuntimeUpdateModes,
   NODE_BOOTSTRAP_VERSIONS,

@@ -162,9 +162,18 @@ export interface WorkerDiscover {
  * A frontend asks one worker what invocations admitted by these (departed)
  * frontends it still runs, queued for a sandbox included.
  */
+/**
+ * In a census request, the frontends the asker never heard: every frontend
+ * not in `known` (see the admission package's README, "Fleet membership").
+ */
+export const CENSUS_STRANGERS = "*";
+
 export interface WorkerCensus {
   type: "worker.census";
+  /** Frontends to count; `*` also counts every frontend not in `known`. */
   frontendIds: string[];
+  /** With `*`: the asker and its live peers, whose own reports count what they run. */
+  known?: string[];
 }
 
 export interface WorkerCensusReply {

@@ -8,6 +8,7 @@
  * An invocation counts from the moment its request is taken (before it has
  * a sandbox) until its reply is sent.
  */
+import { CENSUS_STRANGERS } from "@gust/protocol";
 import type { AdmissionSlot, WorkerCensusReply } from "@gust/protocol";
 
 export class AdmissionCensus {
@@ -37,11 +38,23 @@ export class AdmissionCensus {
     };
   }
 
-  /** What runs for these frontends; those with nothing running are left out. */
-  answer(workerId: string, frontendIds: readonly unknown[]): WorkerCensusReply {
+  /**
+   * What runs for these frontends; those with nothing running are left out.
+   * `*` among them (a frontend that never heard some of its fleet) asks for
+   * every frontend not in `known` as well.
+   */
+  answer(
+    workerId: string,
+    frontendIds: readonly unknown[],
+    known: readonly unknown[] = [],
+  ): WorkerCensusReply {
     const running: Record<string, Record<string, number>> = {};
-    for (const frontendId of frontendIds) {
-      if (typeof frontendId !== "string") continue;
+    const asked = new Set(frontendIds.filter((id): id is string => typeof id === "string"));
+    if (asked.has(CENSUS_STRANGERS)) {
+      for (const frontendId of this.running.keys())
+        if (!known.includes(frontendId)) asked.add(frontendId);
+    }
+    for (const frontendId of asked) {
       const pools = this.running.get(frontendId);
       if (pools !== undefined) running[frontendId] = Object.fromEntries(pools);
     }

@@ -343,13 +343,16 @@ class WorkerManager implements Worker {
 
   #onCensus(message: BusMessage): void {
     let frontendIds: unknown[];
+    let known: unknown;
     try {
-      frontendIds = decodeAs(message.data, "worker.census").frontendIds;
+      ({ frontendIds, known } = decodeAs(message.data, "worker.census"));
     } catch (error) {
       this.#logger.debug("undecodable census request", { error });
       return;
     }
-    message.respond(encode(this.#census.answer(this.id, frontendIds)));
+    message.respond(
+      encode(this.#census.answer(this.id, frontendIds, Array.isArray(known) ? known : [])),
+    );
   }
 
   async #invoke(request: InvokeRequest, key: string, span: Span | undefined): Promise<InvokeReply> {
