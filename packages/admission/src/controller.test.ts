@@ -139,12 +139,20 @@ describe("AdmissionController: one frontend", () => {
       policy: { initialLimit: 100, minLimit: 1 },
     });
     c.setTenant("t", { maxConcurrency: 100 });
+    // Idle, the pool is left out of reports and claimed at its idle claim:
+    // floor(T's floor, 1, / 2) = 0 here.
     c.demandReport(0);
-    expect(c.mode(0)).toBe("rejoining");
+    expect(c.localPool("t")?.share).toBe(0);
+    // Busy: its claim goes out explicitly, at most half the limit while start-up lasts.
+    c.tryAdmit("t", "fn", 0);
+    c.demandReport(1);
+    expect(c.mode(1)).toBe("rejoining");
     expect(c.localPool("t")?.share).toBe(50);
     // Nobody spoke up within the expiry period: this frontend is alone.
-    c.demandReport(c.policy.peerExpiryIntervals * c.policy.gossipIntervalMs);
-    expect(c.mode(c.policy.peerExpiryIntervals * c.policy.gossipIntervalMs)).toBe("gossip");
+    const later = c.policy.peerExpiryIntervals * c.policy.gossipIntervalMs;
+    c.tryAdmit("t", "fn", later);
+    c.demandReport(later);
+    expect(c.mode(later)).toBe("gossip");
     expect(c.localPool("t")?.share).toBe(100);
   });
 

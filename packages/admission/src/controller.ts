@@ -24,7 +24,7 @@ import { parseLoanMessage } from "./loans.js";
 import { FleetMode } from "./fleet-mode.js";
 import { PeerTable } from "./peers.js";
 import type { AdmissionPolicy } from "./policy.js";
-import { Pool, ShareModes, type ShareContext, type ShareMode } from "./pool.js";
+import { ACTIVE_DEMAND, Pool, ShareModes, type ShareContext, type ShareMode } from "./pool.js";
 import {
   DEMAND_REPORT_TYPE,
   parseDemandReport,
@@ -232,6 +232,7 @@ export class AdmissionController {
     const { loanLeaseMs, loanTimeoutMs, loanBackoffMs } = this.policy;
     const entries: PoolDemand[] = [];
     const seq = ++this.seq;
+    const idleDivisor = this.idleDivisor();
     let oldestLoan: number | undefined;
     for (const pool of this.tenants.byKey.values()) {
       if (pool.temporaryLimit && mode !== ShareModes.disconnected) {
@@ -242,9 +243,9 @@ export class AdmissionController {
       this.lending.returnLoans(pool);
       const outstanding = pool.loans.oldestOutstanding();
       if (outstanding !== undefined) oldestLoan = Math.min(oldestLoan ?? outstanding, outstanding);
-      pool.announce(seq, context.acknowledgedSeq);
+      const entry = pool.reportEntry(this.reportedByPeer(pool.key));
+      pool.announce(seq, context.acknowledgedSeq, entry ? pool.claim : pool.idleClaim(idleDivisor));
       this.track(pool, pool.settle(context.acknowledgedSeq));
-      const entry = pool.reportEntry();
       if (entry) entries.push(entry);
     }
     return {
@@ -255,6 +256,7 @@ export class AdmissionController {
       acks: this.peers.acks(),
       loansSettledThrough: this.lending.settledThrough(oldestLoan),
       pools: entries,
+      idleDivisor,
     };
   }
 
@@ -429,18 +431,33 @@ export class AdmissionController {
     // it may have held stays counted until the census says what still runs,
     // or its lease lapses without one.
     const diedBy = peer.lastSeenAt + peer.intervalMs;
-    const leased = censusFollows
-      ? UNTIL_CENSUS
-      : Number.NEGATIVE_INFINITY;
+    const leased = censusFollows ? UNTIL_CENSUS : Number.NEGATIVE_INFINITY;
     for (const pool of this.tenants.byKey.values()) {
       const until = Math.max(leased, diedBy + GHOST_EXECUTIONS * pool.meter.durationMs);
-      if (pool.addGhost(frontendId, pool.heldBy(before, frontendId), until)) {
+      // Besides its last claim, it may have used a windfall of slots freed since (taken at
+      // once, never announced): the part this frontend took is what any survivor took.
+      const slots = pool.heldBy(before, frontendId) + pool.windfallSlots;
+      // Slots lent to it stay lent (counted in this frontend's held) until its ghost
+      // is gone: what runs on them is its invocations, which only a census counts.
+      const counted = slots > 0 || pool.loans.lentTo(frontendId) === 0 ? slots : 1;
+      if (pool.addGhost(frontendId, counted, until)) {
         this.haunted.add(pool);
       }
     }
     this.peers.remove(frontendId);
-    this.lending.borrowerGone(frontendId);
+    for (const pool of this.tenants.byKey.values()) pool.loans.lenderGone(frontendId);
     return true;
+  }
+
+  /** Loans to departed frontends whose ghosts are gone from `pool` come home. */
+  private settleDepartedBorrowers(pool: Pool): void {
+    if (pool.loans.lentTotal === 0) return;
+    const haunting = new Set<string>();
+    pool.ghostHolders(haunting);
+    for (const borrower of pool.loans.borrowers()) {
+      if (this.peers.get(borrower) === undefined && !haunting.has(borrower))
+        this.lending.departedBorrowerSettled(pool, borrower);
+    }
   }
 
   /** Live peers (other frontends heard within the expiry period). */
@@ -486,6 +503,7 @@ export class AdmissionController {
     for (const pool of this.haunted) {
       const freed = pool.expireGhosts(now, STRANGERS);
       this.updateHaunted(pool);
+      this.settleDepartedBorrowers(pool);
       if (this.windfall(pool, freed, now)) released = true;
     }
     return released;
@@ -521,6 +539,7 @@ export class AdmissionController {
         const change = pool.countGhost(holder, pools.get(pool.key) ?? 0, until);
         if (change === 0) continue;
         this.updateHaunted(pool);
+        this.settleDepartedBorrowers(pool);
         // Strangers' estimate, now replaced by what the census names: no slots were
         // proven free, so no windfall; a raise waits for acknowledgement as usual.
         if (holder === STRANGERS) this.track(pool, pool.recompute(this.shareContext(now)));
@@ -565,6 +584,25 @@ export class AdmissionController {
       spareWeightFloor: this.policy.spareWeightFloor,
       acknowledgedSeq: this.peers.acknowledgedByAll(),
     };
+  }
+
+  /**
+   * Whether any live peer's latest report shows it busy in the pool
+   * (arrivals, demand or slots held). A peer that reports the pool only
+   * because others do does not count, or two frontends would keep each
+   * other reporting a pool nobody uses.
+   */
+  private reportedByPeer(key: string): boolean {
+    for (const peer of this.peers.list()) {
+      const entry = peer.pools.get(key);
+      if (entry && (entry[2] > 0 || entry[3] >= ACTIVE_DEMAND || entry[4] > 0)) return true;
+    }
+    return false;
+  }
+
+  /** The fleet as this frontend knows it, or as expected: idle pools are claimed at 1/this of their lowest limit. */
+  private idleDivisor(): number {
+    return this.fleetMode.fleetSize(this.peers.size);
   }
 
   private fleetDemand(pool: Pool): number {

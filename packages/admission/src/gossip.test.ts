@@ -119,11 +119,30 @@ describe("gossip shares", () => {
   it("a frontend that knows no peer still keeps back half the limit when cut off", () => {
     const c = new AdmissionController({ frontendId: "alone", policy: { ...policy, minLimit: 1 } });
     c.setTenant("t", { maxConcurrency: 1000 });
+    // Busy, so that its claim is the split's and not the idle claim.
+    c.tryAdmit("t", "fn", 0);
     c.demandReport(0);
     c.demandReport(10_000);
     expect(c.localPool("t")!.share).toBe(1000);
     c.connectivity(false, 10_000);
     expect(c.localPool("t")!.share).toBe(500);
+  });
+
+  it("claim an idle pool alike everywhere, and leave it out of every report once nobody uses it", () => {
+    const fleet = new TestFleet(3, { ...policy, minLimit: 300 });
+    fleet.controllers.forEach((c) => c.setTenant("t", { maxConcurrency: 1000 }));
+    load(fleet, [300, 0, 0], 30);
+    // Busy on 0 alone: 1 and 2 report the pool too, with their small claims, so 0 gets the room.
+    const busy = fleet.controller(1).demandReport(fleet.now);
+    expect(busy.pools.map((entry) => entry[0])).toEqual(["t"]);
+    expect(fleet.controller(0).localPool("t")!.share).toBeGreaterThan(900);
+    // Idle everywhere, long enough for demand to fade: nobody reports it, and each
+    // frontend's share is its idle claim, floor(T's floor, 300, / 3).
+    load(fleet, [0, 0, 0], 100);
+    for (const c of fleet.controllers) {
+      expect(c.demandReport(fleet.now).pools).toEqual([]);
+      expect(c.localPool("t")!.share).toBe(100);
+    }
   });
 
   it("ignore malformed, stale and own reports without throwing", () => {
@@ -422,6 +441,211 @@ describe("fleet-wide safety", () => {
         { kind: "admit", f: 0 },
       ];
       runFleetSteps(killAfterBusySteps(before, 1, after), false);
+    });
+    it("seed 459708192: a pool a frontend leaves out of its reports is claimed alike by every frontend", () => {
+      // Frontend 2, idle, left the pool out of its report; its peers took it to claim the
+      // split's sliver for an idle frontend as their view of demand gave it, while 2
+      // enforced the split of its own, older view: 13 ran. An omitted pool is now
+      // claimed at an idle claim every frontend computes alike (DemandReport.idleDivisor).
+      const before: FleetStep[] = [
+        { kind: "admit", f: 0 },
+        { kind: "wait", ms: 97 },
+        { kind: "settle" },
+        { kind: "burst", f: 0, n: 2 },
+        { kind: "burst", f: 2, n: 2 },
+        { kind: "admit", f: 2 },
+        { kind: "admit", f: 0 },
+        { kind: "tick", f: 0 },
+        { kind: "census", f: 0 },
+        { kind: "tick", f: 0 },
+        { kind: "wait", ms: 103 },
+        { kind: "admit", f: 1 },
+        { kind: "end", pick: 0 },
+        { kind: "admit", f: 2 },
+        { kind: "tick", f: 0 },
+        { kind: "release", f: 0, pick: 0 },
+        { kind: "kill", f: 2, runOn: true },
+        { kind: "release", f: 0, pick: 0 },
+        { kind: "deliver", pick: 0 },
+        { kind: "deliver", pick: 375366679 },
+        { kind: "settle" },
+        { kind: "admit", f: 0 },
+        { kind: "notice", f: 0 },
+        { kind: "release", f: 0, pick: 0 },
+        { kind: "admit", f: 0 },
+        { kind: "burst", f: 0, n: 2 },
+        { kind: "admit", f: 0 },
+      ];
+      const after: FleetStep[] = [
+        { kind: "admit", f: 1 },
+        { kind: "admit", f: 1 },
+      ];
+      runFleetSteps(killAfterBusySteps(before, 0, after), false);
+    });
+
+    it("seed 420857537: a frontend that knows no peer is bound by what it announced to those that heard it", () => {
+      // Frontend 2 reported once (the pool idle: claimed at 0) and, hearing nobody, took
+      // its start-up cap anyway; its peers, who had heard it, counted it at 0, and when it
+      // died its 3 running invocations were not counted: 13 ran. Its latest announcement
+      // now binds a frontend even before it knows any peer.
+      const before: FleetStep[] = [
+        { kind: "tick", f: 2 },
+        { kind: "admit", f: 0 },
+        { kind: "deliver", pick: 0 },
+        { kind: "release", f: 0, pick: 0 },
+        { kind: "release", f: 0, pick: 0 },
+        { kind: "burst", f: 0, n: 1 },
+        { kind: "release", f: 0, pick: 0 },
+        { kind: "admit", f: 0 },
+        { kind: "deliver", pick: 0 },
+        { kind: "census", f: 0 },
+        { kind: "wait", ms: 1 },
+        { kind: "burst", f: 1, n: 1 },
+        { kind: "burst", f: 2, n: 3 },
+        { kind: "release", f: 0, pick: 0 },
+        { kind: "release", f: 1, pick: 0 },
+        { kind: "release", f: 0, pick: 0 },
+        { kind: "end", pick: 0 },
+        { kind: "admit", f: 0 },
+        { kind: "deliver", pick: 0 },
+        { kind: "release", f: 0, pick: 0 },
+      ];
+      const after: FleetStep[] = [
+        { kind: "wait", ms: 49 },
+        { kind: "burst", f: 1, n: 4 },
+        { kind: "wait", ms: 134 },
+        { kind: "wait", ms: 116 },
+        { kind: "burst", f: 0, n: 6 },
+      ];
+      runFleetSteps(killAfterBusySteps(before, 2, after), false);
+    });
+
+    it("seed 1878627851: a borrower counts as its own what runs on slots lent by a frontend that is gone", () => {
+      // Frontend 1 lent a slot to 0 and died; its census counts only its own invocations,
+      // and 0 kept the slot as borrowed (charged to 1) until the loan's lease ran out: the
+      // invocation on it was counted by nobody and 2 took the room, 13 in all.
+      const before: FleetStep[] = [
+        { kind: "admit", f: 0 },
+        { kind: "wait", ms: 20 },
+        { kind: "wait", ms: 80 },
+        { kind: "settle" },
+        { kind: "admit", f: 2 },
+        { kind: "admit", f: 0 },
+        { kind: "settle" },
+        { kind: "settle" },
+        { kind: "admit", f: 0 },
+        { kind: "admit", f: 0 },
+        { kind: "wait", ms: 133 },
+        { kind: "admit", f: 2 },
+        { kind: "admit", f: 1 },
+        { kind: "settle" },
+        { kind: "settle" },
+        { kind: "tick", f: 0 },
+        { kind: "census", f: 0 },
+        { kind: "wait", ms: 80 },
+        { kind: "wait", ms: 5 },
+        { kind: "deliver", pick: 0 },
+        { kind: "census", f: 0 },
+        { kind: "admit", f: 1 },
+        { kind: "admit", f: 0 },
+        { kind: "deliver", pick: 0 },
+        { kind: "end", pick: 0 },
+        { kind: "census", f: 0 },
+        { kind: "notice", f: 0 },
+        { kind: "deliver", pick: 0 },
+        { kind: "deliver", pick: 0 },
+        { kind: "deliver", pick: 0 },
+        { kind: "admit", f: 0 },
+      ];
+      const after: FleetStep[] = [
+        { kind: "notice", f: 2 },
+        { kind: "wait", ms: 82 },
+        { kind: "wait", ms: 100 },
+        { kind: "burst", f: 2, n: 3 },
+        { kind: "admit", f: 2 },
+      ];
+      runFleetSteps(killAfterBusySteps(before, 1, after), true);
+    });
+
+    it("seed 1119588123: a survivor that dies after taking a windfall is counted with it", () => {
+      // Frontend 1 died; 0 and 2 each took their part of its freed slots at once (a
+      // windfall of 2), unannounced. Then 0 died with 6 running, and 2 counted it at its
+      // last claim, 4: 2 took the difference, 13 in all. A departed peer's ghost now adds
+      // the windfall this frontend took, which is what every survivor took.
+      const before: FleetStep[] = [
+        { kind: "admit", f: 1 },
+        { kind: "settle" },
+        { kind: "wait", ms: 29 },
+        { kind: "end", pick: 0 },
+        { kind: "kill", f: 1, runOn: false },
+        { kind: "admit", f: 0 },
+        { kind: "admit", f: 0 },
+        { kind: "admit", f: 0 },
+        { kind: "admit", f: 0 },
+        { kind: "end", pick: 0 },
+        { kind: "deliver", pick: 0 },
+        { kind: "settle" },
+        { kind: "wait", ms: 143 },
+        { kind: "drop", pick: 0 },
+        { kind: "admit", f: 0 },
+        { kind: "admit", f: 0 },
+        { kind: "wait", ms: 29 },
+        { kind: "deliver", pick: 0 },
+        { kind: "deliver", pick: 0 },
+        { kind: "wait", ms: 1 },
+        { kind: "admit", f: 0 },
+        { kind: "release", f: 0, pick: 0 },
+        { kind: "burst", f: 0, n: 6 },
+      ];
+      const after: FleetStep[] = [
+        { kind: "notice", f: 2 },
+        { kind: "burst", f: 2, n: 6 },
+        { kind: "tick", f: 2 },
+        { kind: "admit", f: 2 },
+      ];
+      runFleetSteps(killAfterBusySteps(before, 0, after), false);
+    });
+
+    it("seed 84513143: a lender keeps what it lent to a frontend that is gone counted until that frontend's ghost is", () => {
+      // Frontend 1 borrowed a slot from 2 and died with 5 running, one of them on the
+      // borrowed slot; 2 took its loan back at once, the survivors counted 1 at its last
+      // claim, 4, and the invocation on the loan was counted by nobody: 13 ran.
+      const before: FleetStep[] = [
+        { kind: "admit", f: 0 },
+        { kind: "wait", ms: 100 },
+        { kind: "wait", ms: 91 },
+        { kind: "settle" },
+        { kind: "deliver", pick: 0 },
+        { kind: "release", f: 1, pick: 0 },
+        { kind: "admit", f: 0 },
+        { kind: "settle" },
+        { kind: "deliver", pick: 0 },
+        { kind: "admit", f: 1 },
+        { kind: "admit", f: 0 },
+        { kind: "admit", f: 1 },
+        { kind: "wait", ms: 109 },
+        { kind: "tick", f: 0 },
+        { kind: "admit", f: 1 },
+        { kind: "admit", f: 1 },
+        { kind: "deliver", pick: 880479734 },
+        { kind: "notice", f: 0 },
+        { kind: "admit", f: 0 },
+        { kind: "deliver", pick: 48883802 },
+        { kind: "admit", f: 1 },
+        { kind: "deliver", pick: 735945338 },
+        { kind: "deliver", pick: 0 },
+        { kind: "burst", f: 0, n: 2 },
+      ];
+      const after: FleetStep[] = [
+        { kind: "wait", ms: 42 },
+        { kind: "settle" },
+        { kind: "admit", f: 2 },
+        { kind: "settle" },
+        { kind: "burst", f: 0, n: 2 },
+        { kind: "admit", f: 2 },
+        { kind: "tick", f: 0 },
+      ];
+      runFleetSteps(killAfterBusySteps(before, 1, after), true);
     });
   });
 

@@ -116,9 +116,14 @@ export class Lending {
     }
   }
 
-  /** A borrower left the fleet: its loans come home. */
-  borrowerGone(borrower: string): void {
-    this.borrowerSettled(borrower, Number.POSITIVE_INFINITY);
+  /**
+   * A departed borrower's loans in one pool come home: once nothing it ran
+   * there is still counted (its ghost is gone), so that until then the slots
+   * stay counted here, where every peer sees them in this frontend's held.
+   */
+  departedBorrowerSettled(pool: Pool, borrower: string): void {
+    if (pool.loans.settledBy(borrower, Number.POSITIVE_INFINITY) > 0) this.settle(pool);
+    if (pool.loans.lentTotal === 0) this.lendingPools.delete(pool);
   }
 
   /** Hand back borrowed slots the pool does not need now (and expired loans once they fit). */

@@ -137,6 +137,18 @@ export class LoanBook {
     this.lentTotal += slots;
   }
 
+  /** Slots lent to `borrower` and not yet back. */
+  lentTo(borrower: string): number {
+    let slots = 0;
+    for (const loan of this.lent) if (loan.borrower === borrower) slots += loan.slots;
+    return slots;
+  }
+
+  /** Frontends holding slots lent from here. */
+  borrowers(): Set<string> {
+    return new Set(this.lent.map((loan) => loan.borrower));
+  }
+
   /** The borrower reports all its loans up to `through` settled: take them back. */
   settledBy(borrower: string, through: number): number {
     let freed = 0;
@@ -224,6 +236,22 @@ export class LoanBook {
       out.push({ loanId: loan.loanId, lender: loan.lender, slots });
     }
     return out;
+  }
+
+  /**
+   * The lender of some of these loans is gone: what runs on them is no
+   * longer counted by it (a census counts only its own invocations), so from
+   * now on it counts here, as this frontend's own held slots; nothing is
+   * handed back to a lender that is gone.
+   */
+  lenderGone(lender: string): void {
+    const live: Borrowed[] = [];
+    for (const loan of this.borrowed) {
+      if (loan.lender === lender) this.borrowedTotal -= loan.slots;
+      else live.push(loan);
+    }
+    this.borrowed = live;
+    this.due = this.due.filter((loan) => loan.lender !== lender);
   }
 
   /** Cut off from peers: stop using borrowed slots (their lenders take them back from the next report). */

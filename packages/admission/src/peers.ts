@@ -14,6 +14,8 @@ export interface Peer {
   ackOfSelf: number;
   /** By poolKey. */
   pools: Map<string, PoolDemand>;
+  /** Its claim in pools it leaves out (DemandReport.idleDivisor); undefined from older senders. */
+  idleDivisor: number | undefined;
 }
 
 export class PeerTable {
@@ -57,6 +59,7 @@ export class PeerTable {
         lastSeenAt: now,
         ackOfSelf,
         pools,
+        idleDivisor: report.idleDivisor,
       });
       this.ordered = undefined;
       return new Map();
@@ -67,6 +70,7 @@ export class PeerTable {
     known.intervalMs = report.intervalMs;
     known.lastSeenAt = now;
     known.pools = pools;
+    known.idleDivisor = report.idleDivisor;
     return previous;
   }
 

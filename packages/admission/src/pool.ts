@@ -50,7 +50,7 @@ export interface FleetEntry {
 }
 
 /** Demand below this (in executions) with nothing else going on is not worth reporting. */
-const ACTIVE_DEMAND = 0.01;
+export const ACTIVE_DEMAND = 0.01;
 
 /** Announcements kept per pool while unacknowledged; older ones fold into the oldest kept. */
 const MAX_ANNOUNCEMENTS = 32;
@@ -110,6 +110,18 @@ export class Pool {
     return this.temporaryLimit === undefined;
   }
 
+  /**
+   * What a frontend claims here while it leaves the pool out of its reports:
+   * floor(the lowest the limit can be / divisor). The lowest limit is a matter
+   * of configuration (T's floor, min(minLimit, M − reservations), or the
+   * reservation), so every frontend computes the same number for the same
+   * divisor, whatever it knows of demand.
+   */
+  idleClaim(divisor: number): number {
+    const lowest = this.temporaryLimit ? this.temporaryLimit.bounds.floor : this.reservation;
+    return Math.floor(lowest / Math.max(1, divisor));
+  }
+
   /** The pool's whole limit, in slots: floor(T) or the reservation. */
   get limit(): number {
     return this.temporaryLimit ? Math.floor(this.temporaryLimit.value) : this.reservation;
@@ -141,13 +153,15 @@ export class Pool {
    */
   settle(acknowledgedSeq: number | undefined): boolean {
     let own = this.target;
-    if (this.gossiping && acknowledgedSeq !== undefined) {
+    if (this.gossiping) {
+      // With no peer known, nobody has acknowledged anything, yet frontends this one
+      // has not heard may have heard it: its latest announcement binds it too.
+      const acknowledged = acknowledgedSeq ?? 0;
       let floor = own;
-      for (const a of this.announced)
-        if (a.seq >= acknowledgedSeq && a.value < floor) floor = a.value;
+      for (const a of this.announced) if (a.seq >= acknowledged && a.value < floor) floor = a.value;
       // Once every peer has seen a report sent after the departure, the
       // announcements alone say what is safe again.
-      if (this.windfall > 0 && acknowledgedSeq > this.windfallSeq) this.windfall = 0;
+      if (this.windfall > 0 && acknowledged > this.windfallSeq) this.windfall = 0;
       own = Math.min(own, floor + this.windfall);
     } else {
       this.windfall = 0;
@@ -208,6 +222,11 @@ export class Pool {
     for (const ghost of this.ghosts) into.add(ghost.holder);
   }
 
+  /** Freed slots this frontend took at once and has not yet announced (see grantWindfall). */
+  get windfallSlots(): number {
+    return this.gossiping ? this.windfall : 0;
+  }
+
   /** Slots departed peers may still have running. */
   get ghostSlots(): number {
     let slots = 0;
@@ -255,6 +274,7 @@ export class Pool {
     if (!peer) return 0;
     const entry = peer.pools.get(this.key);
     if (entry) return Math.max(entry[5], entry[4]);
+    if (peer.idleDivisor !== undefined) return this.idleClaim(peer.idleDivisor);
     const self = this.fillFleet(context);
     const index = context.peers.indexOf(peer);
     const at = index < self ? index : index + 1;
@@ -267,8 +287,12 @@ export class Pool {
     );
   }
 
-  /** Record what report `seq` announces for this pool and forget what every peer has seen since. */
-  announce(seq: number, acknowledgedSeq: number | undefined): void {
+  /**
+   * Record what report `seq` announces for this pool, `value` (the claim it
+   * carries, or the idle claim when the report leaves the pool out), and
+   * forget what every peer has seen since.
+   */
+  announce(seq: number, acknowledgedSeq: number | undefined, value: number): void {
     const list = this.announced;
     if (!this.gossiping || acknowledgedSeq === undefined) {
       list.length = 0;
@@ -277,8 +301,8 @@ export class Pool {
     while (list.length > 0 && (list[0]?.seq ?? 0) < (acknowledgedSeq ?? 0)) list.shift();
     const last = list[list.length - 1];
     // Equal neighbours merge exactly: the later one outlives the earlier.
-    if (last && last.value === this.target) last.seq = seq;
-    else list.push({ seq, value: this.target });
+    if (last && last.value === value) last.seq = seq;
+    else list.push({ seq, value });
     while (list.length > MAX_ANNOUNCEMENTS) {
       const [first, second] = list;
       if (!first || !second) break;
@@ -286,10 +310,18 @@ export class Pool {
     }
   }
 
-  /** This pool's entry in the next gossip report, or undefined when it is idle here. */
-  reportEntry(): PoolDemand | undefined {
+  /**
+   * This pool's entry in the next gossip report, or undefined when it is
+   * idle here and, as far as this frontend knows, everywhere
+   * (`activeElsewhere` false: no peer's latest report names it). Left out,
+   * the pool is claimed at its idle claim, which suits a pool nobody uses;
+   * once a peer is busy in it, this frontend's claim travels explicitly (the
+   * split's sliver, usually less), so the busy one gets the room.
+   */
+  reportEntry(activeElsewhere: boolean): PoolDemand | undefined {
     const meter = this.meter;
     const active =
+      activeElsewhere ||
       meter.lastArrivals > 0 ||
       meter.demand >= ACTIVE_DEMAND ||
       this.inflight > 0 ||
@@ -320,7 +352,7 @@ export class Pool {
         frontendId: peer.frontendId,
         demand: entry?.[3] ?? 0,
         inflight: entry?.[4] ?? 0,
-        share: entry?.[5] ?? Number.NaN,
+        share: entry?.[5] ?? this.impliedClaim(peer),
         arrivals: entry?.[2] ?? 0,
       });
     }
@@ -371,6 +403,11 @@ export class Pool {
     return this.settle(context.acknowledgedSeq);
   }
 
+  /** A peer's claim here when its report leaves the pool out: its idle claim (NaN from older senders). */
+  private impliedClaim(peer: Peer): number {
+    return peer.idleDivisor === undefined ? Number.NaN : this.idleClaim(peer.idleDivisor);
+  }
+
   /**
    * Lay the fleet's demand, held slots and claims for this pool out in the
    * scratch arrays, sorted by frontend id (this frontend where its id
@@ -386,7 +423,7 @@ export class Pool {
       const entry = peer.pools.get(this.key);
       scratch.demand[k] = entry?.[3] ?? 0;
       scratch.held[k] = entry?.[4] ?? 0;
-      scratch.claim[k] = entry ? entry[5] : Number.NaN;
+      scratch.claim[k] = entry ? entry[5] : this.impliedClaim(peer);
       k++;
     }
     if (self < 0) self = k;

@@ -51,6 +51,13 @@ export interface DemandReport {
    */
   loansSettledThrough: number;
   pools: PoolDemand[];
+  /**
+   * What the sender claims in every pool it leaves out of `pools` (idle
+   * there): floor(the pool's lowest possible limit / idleDivisor), the same
+   * number on every receiver whatever it knows of demand. Absent (a sender of
+   * an older release): receivers take the split's share for an idle frontend.
+   */
+  idleDivisor?: number;
 }
 
 const MAX_ID_LENGTH = 256;
@@ -82,13 +89,19 @@ function parsePool(entry: unknown): PoolDemand | undefined {
 export function parseDemandReport(value: unknown): DemandReport | undefined {
   if (typeof value !== "object" || value === null) return undefined;
   const candidate = value as Record<string, unknown>;
-  const { type, frontendId, seq, intervalMs, acks, loansSettledThrough, pools } = candidate;
+  const { type, frontendId, seq, intervalMs, acks, loansSettledThrough, pools, idleDivisor } =
+    candidate;
   if (type !== DEMAND_REPORT_TYPE) return undefined;
   if (!isName(frontendId, false)) return undefined;
   if (!isCount(seq) || !Number.isInteger(seq)) return undefined;
   if (!isCount(intervalMs) || intervalMs === 0) return undefined;
   if (!isCount(loansSettledThrough)) return undefined;
   if (!Array.isArray(pools) || !Array.isArray(acks)) return undefined;
+  if (
+    idleDivisor !== undefined &&
+    (!isCount(idleDivisor) || !Number.isInteger(idleDivisor) || idleDivisor < 1)
+  )
+    return undefined;
   const parsedAcks: Array<[string, number]> = [];
   for (const ack of acks as unknown[]) {
     if (!Array.isArray(ack) || ack.length < 2) continue;
@@ -109,6 +122,7 @@ export function parseDemandReport(value: unknown): DemandReport | undefined {
     acks: parsedAcks,
     loansSettledThrough,
     pools: parsed,
+    ...(idleDivisor === undefined ? {} : { idleDivisor }),
   };
 }
 

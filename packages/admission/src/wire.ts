@@ -39,6 +39,7 @@ export function reportToWire(report: DemandReport): Record<string, unknown> {
     i: report.intervalMs,
     a: report.acks,
     l: report.loansSettledThrough,
+    ...(report.idleDivisor === undefined ? {} : { d: report.idleDivisor }),
     p: report.pools.map(([tenantId, functionName, arrivals, demand, inflight, share]) => [
       tenantId,
       functionName,
@@ -61,6 +62,7 @@ export function reportFromWire(value: Record<string, unknown>): unknown {
     intervalMs: value["i"],
     acks: value["a"],
     loansSettledThrough: value["l"],
+    ...(value["d"] === undefined ? {} : { idleDivisor: value["d"] }),
     pools: Array.isArray(pools)
       ? pools.map((entry: unknown): unknown => {
           if (!Array.isArray(entry)) return entry;
