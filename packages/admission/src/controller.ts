@@ -73,6 +73,10 @@ export class AdmissionController {
   private readonly tickets = new WeakMap<Ticket, Pool>();
   private seq = 0;
   private readonly workerCensus: boolean;
+  /** A request waits for a held-back raise: report soon (see reportSoon). */
+  private raiseWaiting = false;
+  /** A peer that waits for acknowledgements reported: acknowledge soon. */
+  private ackWanted = false;
   /** Whether the frontends not heard during the last start-up or rejoin period are counted. */
   private strangersCounted = false;
 
@@ -180,11 +184,13 @@ export class AdmissionController {
       return ticket;
     }
     this.lending.maybeBorrow(pool, now, this.mode(now));
-    const borrowing = pool.loans.isAsking(
-      now,
-      this.policy.loanTimeoutMs,
-      this.policy.loanBackoffMs,
-    );
+    // A raise held back until the peers acknowledge it (a pool waking from idle,
+    // claimed at its idle claim until then) comes within a round trip of reports:
+    // the caller waits for it as for a loan, and the transport reports soon.
+    const raising = this.held.has(pool);
+    if (raising) this.raiseWaiting = true;
+    const borrowing =
+      raising || pool.loans.isAsking(now, this.policy.loanTimeoutMs, this.policy.loanBackoffMs);
     return Object.freeze({
       kind: "rejection",
       tenantId,
@@ -233,6 +239,10 @@ export class AdmissionController {
     const entries: PoolDemand[] = [];
     const seq = ++this.seq;
     const idleDivisor = this.idleDivisor();
+    // Only a request that waits asks the peers to hurry; this report acknowledges theirs.
+    const awaiting = this.raiseWaiting;
+    this.raiseWaiting = false;
+    this.ackWanted = false;
     let oldestLoan: number | undefined;
     for (const pool of this.tenants.byKey.values()) {
       if (pool.temporaryLimit && mode !== ShareModes.disconnected) {
@@ -257,6 +267,7 @@ export class AdmissionController {
       loansSettledThrough: this.lending.settledThrough(oldestLoan),
       pools: entries,
       idleDivisor,
+      ...(awaiting ? { awaiting: true } : {}),
     };
   }
 
@@ -272,6 +283,7 @@ export class AdmissionController {
     const previous = this.peers.receive(report, now);
     if (!previous) return false;
     this.lending.borrowerSettled(report.frontendId, report.loansSettledThrough);
+    if (report.awaiting === true) this.ackWanted = true;
     const context = this.shareContext(now);
     // A peer found gone that is heard again (its connection came back)
     // counts its own invocations in its reports: its ghosts would count
@@ -300,6 +312,17 @@ export class AdmissionController {
       if (pool) this.track(pool, pool.recompute(context));
     }
     return true;
+  }
+
+  /**
+   * Whether a report should go out before the next tick: a request here
+   * waits for a raise the peers must acknowledge, or a peer reported that it
+   * waits for this frontend's acknowledgement. The next report clears the
+   * wish. The transport asks a few times an interval and publishes at once
+   * when true.
+   */
+  reportSoon(): boolean {
+    return this.raiseWaiting || this.ackWanted;
   }
 
   /** The transport lost (false) or regained (true) its connection to the gossip bus. */

@@ -41,8 +41,10 @@ export interface Rejection {
    */
   readonly retryAfterMs: number;
   /**
-   * A loan of slots from a peer is on its way: call `retryAdmit` after
-   * retryAfterMs (about a round trip) before answering 429. False: answer now.
+   * A loan of slots from a peer, or a raise of this frontend's share that
+   * waits for its peers' acknowledgement (a pool waking from idle), is on its
+   * way: call `retryAdmit` after retryAfterMs before answering 429. False:
+   * answer now.
    */
   readonly borrowing: boolean;
   /** The bound this frontend enforced (its share), for logs and operators. */

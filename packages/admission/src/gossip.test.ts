@@ -145,6 +145,31 @@ describe("gossip shares", () => {
     }
   });
 
+  it("wake an idle pool within a round trip of reports: the request waits, the reports go out at once", () => {
+    const fleet = new TestFleet(2, { ...policy, minLimit: 1 });
+    fleet.controllers.forEach((c) => c.setTenant("t", { maxConcurrency: 2 }));
+    load(fleet, [0, 0], 10);
+    expect(fleet.controllers.map((c) => c.reportSoon())).toEqual([false, false]);
+    // Idle everywhere: each claims floor(1 / 2) = 0, so the first request must wait.
+    const first = fleet.admit(0, "t");
+    expect(first.kind).toBe("rejection");
+    expect(first.kind === "rejection" && first.borrowing).toBe(true);
+    // The transport asks, a few times an interval: frontend 0 reports now (it waits for a
+    // raise), and 1, having heard a report that awaits acknowledgement, answers at once.
+    expect(fleet.controller(0).reportSoon()).toBe(true);
+    expect(fleet.controller(1).reportSoon()).toBe(false);
+    fleet.tick(0);
+    fleet.deliverAll();
+    expect(fleet.controller(1).reportSoon()).toBe(true);
+    fleet.tick(1);
+    fleet.deliverAll();
+    const retried =
+      first.kind === "rejection" ? fleet.controller(0).retryAdmit(first, fleet.now) : first;
+    expect(retried.kind).toBe("ticket");
+    // Nothing waits any more: reports go back to their interval.
+    expect(fleet.controllers.map((c) => c.reportSoon())).toEqual([false, false]);
+  });
+
   it("ignore malformed, stale and own reports without throwing", () => {
     const fleet = new TestFleet(2, policy);
     const c = fleet.controller(0);

@@ -323,6 +323,7 @@ export class Pool {
     const active =
       activeElsewhere ||
       meter.lastArrivals > 0 ||
+      meter.arrivals > 0 ||
       meter.demand >= ACTIVE_DEMAND ||
       this.inflight > 0 ||
       !this.loans.idle;

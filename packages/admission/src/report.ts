@@ -58,6 +58,8 @@ export interface DemandReport {
    * an older release): receivers take the split's share for an idle frontend.
    */
   idleDivisor?: number;
+  /** A request at the sender waits for a raise its peers must acknowledge: acknowledge soon. */
+  awaiting?: boolean;
 }
 
 const MAX_ID_LENGTH = 256;
@@ -91,6 +93,7 @@ export function parseDemandReport(value: unknown): DemandReport | undefined {
   const candidate = value as Record<string, unknown>;
   const { type, frontendId, seq, intervalMs, acks, loansSettledThrough, pools, idleDivisor } =
     candidate;
+  const awaiting = candidate["awaiting"] === true;
   if (type !== DEMAND_REPORT_TYPE) return undefined;
   if (!isName(frontendId, false)) return undefined;
   if (!isCount(seq) || !Number.isInteger(seq)) return undefined;
@@ -123,6 +126,7 @@ export function parseDemandReport(value: unknown): DemandReport | undefined {
     loansSettledThrough,
     pools: parsed,
     ...(idleDivisor === undefined ? {} : { idleDivisor }),
+    ...(awaiting ? { awaiting } : {}),
   };
 }
 

@@ -40,6 +40,7 @@ export function reportToWire(report: DemandReport): Record<string, unknown> {
     a: report.acks,
     l: report.loansSettledThrough,
     ...(report.idleDivisor === undefined ? {} : { d: report.idleDivisor }),
+    ...(report.awaiting === true ? { w: 1 } : {}),
     p: report.pools.map(([tenantId, functionName, arrivals, demand, inflight, share]) => [
       tenantId,
       functionName,
@@ -63,6 +64,7 @@ export function reportFromWire(value: Record<string, unknown>): unknown {
     acks: value["a"],
     loansSettledThrough: value["l"],
     ...(value["d"] === undefined ? {} : { idleDivisor: value["d"] }),
+    ...(value["w"] === 1 ? { awaiting: true } : {}),
     pools: Array.isArray(pools)
       ? pools.map((entry: unknown): unknown => {
           if (!Array.isArray(entry)) return entry;

@@ -93,7 +93,12 @@ export class FleetAdmission implements Admission {
         : { sendLoanMessage: options.sendLoanMessage }),
       workerCensus: options.workerCensus ?? false,
     });
-    this.loanWaitMs = this.controller.policy.loanTimeoutMs;
+    // A loan comes within loanTimeoutMs; a raise waiting for acknowledgement (a pool
+    // waking from idle) within about a gossip interval.
+    this.loanWaitMs = Math.max(
+      this.controller.policy.loanTimeoutMs,
+      this.controller.policy.gossipIntervalMs,
+    );
     this.standalone = options.standalone;
   }
 
@@ -233,6 +238,10 @@ export class FleetAdmission implements Admission {
 
   knownFrontends(): string[] {
     return this.controller.knownFrontends();
+  }
+
+  reportSoon(): boolean {
+    return this.controller.reportSoon();
   }
 
   applyCensus(running: ReadonlyMap<string, ReadonlyMap<string, number>>, now: number): boolean {

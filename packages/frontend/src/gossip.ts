@@ -69,6 +69,8 @@ export interface GossipEndpoint {
   ghostHolders(): string[];
   /** This frontend and its live peers: left out when the census names strangers. */
   knownFrontends(): string[];
+  /** Whether a report should go out before the next tick (AdmissionController.reportSoon). */
+  reportSoon?(): boolean;
   /** What the workers counted of those still running; true if slots were freed. */
   applyCensus(running: Census, now: number): boolean;
 }
@@ -165,6 +167,8 @@ export class GossipTransport {
           // claim now, so the survivors' acknowledgements come sooner.
           if (this.endpoint.releaseGhosts(this.now())) this.tick();
           else if (this.heardSinceReport && this.now() < this.fastAcksUntil) this.tick();
+          // A request waits for a raise, or a peer waits for this frontend's acknowledgement.
+          else if (this.endpoint.reportSoon?.() === true) this.tick();
           this.countGhosts();
         },
         Math.max(1, this.options.intervalMs / PROBE_CHECKS_PER_INTERVAL),
