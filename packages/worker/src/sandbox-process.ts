@@ -4,6 +4,7 @@
  * everything it forked), its output, its exit, and the memory watchdog
  * that kills it when it outgrows its MemorySize.
  */
+import { existsSync } from "node:fs";
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import os, { getPriority, setPriority } from "node:os";
@@ -21,6 +22,9 @@ import { Signal, delay } from "./signal.js";
  * no-op invocations at 64 clients than with sandboxes at the worker's own.
  */
 export const SANDBOX_NICE = 5;
+
+/** coreutils' nice, which execs its command (the same pid) after raising its niceness. */
+const NICE = ["/usr/bin/nice", "/bin/nice"].find((candidate) => existsSync(candidate));
 
 export interface SandboxProcessOptions {
   command: string;
@@ -73,7 +77,13 @@ export class SandboxProcess {
   #groupGone = false;
 
   constructor(options: SandboxProcessOptions) {
-    const child = spawn(options.command, options.args, {
+    // Nicer from its first instruction: a setPriority after spawn would miss what the
+    // launcher forks meanwhile (a jail's chain), on a busy host.
+    const [command, args] =
+      NICE === undefined
+        ? [options.command, options.args]
+        : [NICE, ["-n", String(SANDBOX_NICE), options.command, ...options.args]];
+    const child = spawn(command, args, {
       cwd: options.cwd,
       env: options.env,
       detached: true,
@@ -81,7 +91,7 @@ export class SandboxProcess {
       ...(options.identity ? { uid: options.identity.uid, gid: options.identity.gid } : {}),
     });
     this.#child = child;
-    if (child.pid !== undefined) {
+    if (child.pid !== undefined && NICE === undefined) {
       try {
         setPriority(child.pid, Math.min(19, getPriority() + SANDBOX_NICE));
       } catch {

@@ -148,7 +148,9 @@ export abstract class SandboxCgroup {
    */
   protected async migrate(from: string, to: string): Promise<void> {
     const deadline = Date.now() + this.timeouts.killWaitMs;
-    const emptied = await pollUntil(async () => {
+    // Moved, then removed; a process that joins `from` late (a launcher still writing
+    // its own pid into each hierarchy) makes the removal fail, and is moved in turn.
+    const moved = await pollUntil(async () => {
       const pids = await readPids([`${from}/cgroup.procs`]);
       for (const pid of pids) {
         try {
@@ -158,9 +160,16 @@ export abstract class SandboxCgroup {
           if (!(error instanceof CgroupError && error.code === "ESRCH")) throw error;
         }
       }
-      return pids.length === 0;
+      if (pids.length > 0) return false;
+      try {
+        await removeDirectory(from);
+        return true;
+      } catch (error) {
+        if (error instanceof CgroupError && error.retryable) return false;
+        throw error;
+      }
     }, deadline);
-    if (!emptied) {
+    if (!moved) {
       throw new CgroupError(
         `could not move sandbox ${this.sandboxId}'s processes from ${from} to ${to} within ${this.timeouts.killWaitMs} ms`,
         { path: from, code: "NOT_EMPTY", retryable: true },
@@ -168,7 +177,6 @@ export abstract class SandboxCgroup {
     }
     this.#directories = this.#directories.map((dir) => (dir === from ? to : dir));
     this.#procsFiles = this.#directories.map((dir) => `${dir}/cgroup.procs`);
-    await removeWhenEmpty(from, deadline);
   }
 
   /** The /bin/sh snippet that moves the shell into this group (see join-script.ts). */

@@ -147,6 +147,10 @@ describe.skipIf(skipReason !== undefined)(
       const dead = await CgroupTree.open(name, support);
       const assigned = await dead.create(uniqueName("sb"), LIMITS);
       const stray = processes.launch(assigned, "exec sleep 300");
+      // Assigned once running, as a pre-initialized sandbox is.
+      await waitFor("the stray in its group", async () =>
+        (await assigned.pids()).includes(stray.pid) ? true : undefined,
+      );
       await dead.assignTenant(assigned, "acme");
       const cold = await dead.create(uniqueName("sb"), LIMITS, "globex");
       const coldStray = processes.launch(cold, "exec sleep 300");
