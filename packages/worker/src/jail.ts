@@ -350,7 +350,9 @@ export async function jailLaunch(tools: JailTools, spec: JailSpec): Promise<Jail
     "gust-sandbox-init",
   ];
   // A worker killed outright (SIGKILL, OOM) runs no clean-up: bubblewrap, whose parent it
-  // is (every step before execs), takes the sandbox down with it (--die-with-parent).
+  // is (every step before execs), takes the sandbox down with it (--die-with-parent); a
+  // sandbox frozen at that moment acts on it only once the worker's reaper thaws it
+  // (cgroup/reaper.ts).
   const chain =
     spec.netnsPath === undefined
       ? inside

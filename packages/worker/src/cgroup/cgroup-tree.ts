@@ -37,6 +37,7 @@ import {
 } from "./sandbox-cgroup.js";
 import type { SandboxCgroupTimeouts } from "./sandbox-cgroup.js";
 import { V1SandboxCgroup } from "./v1-sandbox-cgroup.js";
+import { Reaper } from "./reaper.js";
 import { V2SandboxCgroup } from "./v2-sandbox-cgroup.js";
 
 /** The directory under each hierarchy's parent that holds every worker's groups. */
@@ -100,10 +101,19 @@ export class CgroupTree {
   #tenantOps: Promise<unknown> = Promise.resolve();
   #closed = false;
 
+  readonly #reaper: Reaper;
+
   private constructor(name: string, layout: Layout, timeouts: SandboxCgroupTimeouts) {
     this.name = name;
     this.#layout = layout;
     this.#timeouts = timeouts;
+    this.#reaper =
+      layout.version === 2
+        ? Reaper.start({ killDirs: [layout.workerDir], v2Dir: layout.workerDir })
+        : Reaper.start({
+            killDirs: [layout.workerDirs.memory],
+            freezerDir: layout.workerDirs.freezer,
+          });
   }
 
   /** Create (or reuse) the worker's groups; throws a CgroupError saying why when the kernel refuses. */
@@ -281,6 +291,8 @@ export class CgroupTree {
       // Shared by every worker on the host: removed only when the last one leaves.
       await removeDirectory(path.dirname(dir)).catch(() => undefined);
     }
+    // Nothing is left for it; it exits.
+    this.#reaper.close();
     if (errors.length > 0) throw errors[0];
   }
 
