@@ -8,7 +8,7 @@
  * remains and its uid can be given to another.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { readTextIfPresent, removeDirectory, writeText } from "./cgroup-fs.js";
+import { makeDirectory, readTextIfPresent, removeDirectory, writeText } from "./cgroup-fs.js";
 import type { CgroupVersion } from "./detect.js";
 import { CgroupError } from "./errors.js";
 import { joinScriptFor, launcherArgsFor } from "./join-script.js";
@@ -140,13 +140,26 @@ export abstract class SandboxCgroup {
   }
 
   /**
-   * Move every process of the group from `from` to `to`, a new directory of
-   * the same hierarchy that already has its limits, then remove `from`. The
-   * processes are moved one by one (a write to cgroup.procs takes a whole
-   * thread group); one forked meanwhile is born in `from` and taken in the
-   * next round.
+   * Make `to`, a new directory of the same hierarchy as `from`, with
+   * `writes`; move every process of the group there and remove `from` (`to`
+   * is removed again if that fails). The processes are moved one by one (a
+   * write to cgroup.procs takes a whole thread group); one forked meanwhile
+   * is born in `from` and taken in the next round.
    */
-  protected async migrate(from: string, to: string): Promise<void> {
+  protected async migrate(from: string, to: string, writes: readonly LimitWrite[]): Promise<void> {
+    await makeDirectory(to);
+    try {
+      await applyWrites(() => to, writes);
+      await this.#moveAll(from, to);
+    } catch (error) {
+      await removeDirectory(to).catch(() => undefined);
+      throw error;
+    }
+    this.#directories = this.#directories.map((dir) => (dir === from ? to : dir));
+    this.#procsFiles = this.#directories.map((dir) => `${dir}/cgroup.procs`);
+  }
+
+  async #moveAll(from: string, to: string): Promise<void> {
     const deadline = Date.now() + this.timeouts.killWaitMs;
     // Moved, then removed; a process that joins `from` late (a launcher still writing
     // its own pid into each hierarchy) makes the removal fail, and is moved in turn.
@@ -175,8 +188,6 @@ export abstract class SandboxCgroup {
         { path: from, code: "NOT_EMPTY", retryable: true },
       );
     }
-    this.#directories = this.#directories.map((dir) => (dir === from ? to : dir));
-    this.#procsFiles = this.#directories.map((dir) => `${dir}/cgroup.procs`);
   }
 
   /** The /bin/sh snippet that moves the shell into this group (see join-script.ts). */

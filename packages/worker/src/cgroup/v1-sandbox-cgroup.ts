@@ -7,7 +7,7 @@
  * task is stopped, then FROZEN). v1 has no kill switch: killing is the
  * freeze-kill-thaw loop of SandboxCgroup.
  */
-import { makeDirectory, readText, removeDirectory, writeText } from "./cgroup-fs.js";
+import { readText, writeText } from "./cgroup-fs.js";
 import type { V1Controller } from "./detect.js";
 import { checkMemoryBytes, memoryLimitWrites } from "./limits.js";
 import type { LimitWrite } from "./limits.js";
@@ -41,14 +41,7 @@ export class V1SandboxCgroup extends SandboxCgroup {
   async moveCpu(cpuDir: string, writes: readonly LimitWrite[]): Promise<void> {
     const from = this.#dirs.cpu;
     if (from === cpuDir) return;
-    await makeDirectory(cpuDir);
-    try {
-      await applyWrites(() => cpuDir, writes);
-      await this.migrate(from, cpuDir);
-    } catch (error) {
-      await removeDirectory(cpuDir).catch(() => undefined);
-      throw error;
-    }
+    await this.migrate(from, cpuDir, writes);
     this.#dirs = { ...this.#dirs, cpu: cpuDir };
   }
 

@@ -6,15 +6,7 @@
  * memory.peak (5.19+; resettable per open file since 6.12), "populated" in
  * cgroup.events for emptiness.
  */
-import {
-  HeldFile,
-  exists,
-  makeDirectory,
-  readText,
-  readTextIfPresent,
-  removeDirectory,
-  writeText,
-} from "./cgroup-fs.js";
+import { HeldFile, exists, readText, readTextIfPresent, writeText } from "./cgroup-fs.js";
 import { MEMORY_BYTES_MIN, checkMemoryBytes, limitWrites, memoryLimitWrites } from "./limits.js";
 import type { CgroupLimits } from "./limits.js";
 import { SandboxCgroup, applyWrites, keyedValue, pollUntil } from "./sandbox-cgroup.js";
@@ -68,15 +60,8 @@ export class V2SandboxCgroup extends SandboxCgroup {
     if (from === dir) return;
     const charged = Number(await readText(`${from}/memory.current`));
     const memoryBytes = Math.max(MEMORY_BYTES_MIN, limits.memoryBytes - charged);
-    await makeDirectory(dir);
-    try {
-      await applyWrites(() => dir, limitWrites(2, { ...limits, memoryBytes }));
-      await this.released();
-      await this.migrate(from, dir);
-    } catch (error) {
-      await removeDirectory(dir).catch(() => undefined);
-      throw error;
-    }
+    await this.released();
+    await this.migrate(from, dir, limitWrites(2, { ...limits, memoryBytes }));
     this.#dir = dir;
     this.#movedBytes = charged;
   }
